@@ -1,0 +1,400 @@
+// smtpwire — error codes, their std::error_category, the SMTP reply each
+// protocol error maps to, and result<T> (a value or an errc, never a throw).
+#ifndef SMTPWIRE_ERROR_HPP
+#define SMTPWIRE_ERROR_HPP
+
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace smtpwire {
+
+/// Every error smtpwire reports. Value 0 (`ok`) means success, as for
+/// std::error_code. Errors caused by the peer's bytes map to the reply a
+/// server sends for them (see reply_for); `api_*` values mean the calling
+/// application misused the library (a bug on our side of the wire, not the
+/// peer's).
+enum class errc : int {
+  ok = 0,
+
+  // -- line framing (wire/line.hpp) --
+  line_too_long = 1,  ///< a line exceeded its configured limit
+  bare_cr,            ///< CR not followed by LF
+  bare_lf,            ///< LF not preceded by CR
+  nul_byte,           ///< NUL where the grammar forbids it
+  eight_bit_byte,     ///< a byte >= 0x80 where the grammar forbids it
+
+  // -- replies (wire/reply.hpp) --
+  reply_code_invalid = 100,  ///< not three digits 2..5, 0..5, 0..9
+  reply_code_mismatch,       ///< lines of one reply carry different codes
+  reply_syntax,              ///< code followed by neither SP, '-' nor CRLF
+  reply_too_many_lines,      ///< more lines than the limit
+  reply_too_long,            ///< more bytes than the limit
+  reply_text_invalid,        ///< writer: CR, LF or NUL in reply text
+  enhanced_code_invalid,     ///< writer: not class.subject.detail (RFC 3463)
+
+  // -- commands (wire/command.hpp) --
+  command_unknown = 200,  ///< verb not recognised (500 5.5.1)
+  command_syntax,         ///< a known verb with a malformed argument (generic)
+  helo_syntax,
+  ehlo_syntax,
+  lhlo_syntax,
+  mail_syntax,
+  rcpt_syntax,
+  data_syntax,
+  bdat_syntax,
+  bdat_size_overflow,  ///< BDAT chunk size does not fit in 64 bits
+  rset_syntax,
+  vrfy_syntax,
+  expn_syntax,
+  help_syntax,
+  noop_syntax,
+  quit_syntax,
+  starttls_syntax,  ///< STARTTLS takes no argument (RFC 3207 §4)
+  auth_syntax,
+  command_value_invalid,  ///< writer: a value would put CR, LF or NUL on the wire
+
+  // -- paths and mailboxes (wire/path.hpp) --
+  path_syntax = 300,         ///< not "<" [A-d-l ":"] mailbox ">"
+  local_part_syntax,         ///< dot-string or quoted-string malformed
+  local_part_too_long,       ///< > 64 octets (RFC 5321 §4.5.3.1.1)
+  domain_syntax,             ///< not LDH labels separated by dots
+  domain_too_long,           ///< > 255 octets (RFC 5321 §4.5.3.1.2)
+  address_literal_invalid,   ///< [IPv4], [IPv6:...] or [tag:content] malformed
+  path_too_long,             ///< > 256 octets (RFC 5321 §4.5.3.1.3)
+  utf8_invalid,              ///< malformed, overlong or surrogate UTF-8
+  utf8_not_allowed,          ///< UTF-8 in an address without SMTPUTF8 (RFC 6531)
+
+  // -- ESMTP parameters (wire/params.hpp) --
+  param_syntax = 400,     ///< keyword[=value] malformed
+  param_unknown,          ///< a parameter the receiver does not support
+  param_duplicate,        ///< the same keyword twice
+  param_value_invalid,    ///< value outside the parameter's grammar
+  param_number_overflow,  ///< a numeric value too large (SIZE, BY, …)
+  param_not_allowed,      ///< valid, but not allowed here (e.g. NOTIFY on MAIL)
+  notify_invalid,         ///< NEVER combined with others, or unknown keyword
+  xtext_invalid,          ///< RFC 3461 xtext malformed
+  base64_invalid,         ///< RFC 4648 base64 malformed (strict)
+
+  // -- EHLO capabilities (wire/ehlo.hpp) --
+  capability_syntax = 500,  ///< an EHLO keyword line malformed
+
+  // -- message content (wire/data.hpp, wire/bdat.hpp) --
+  data_bare_cr = 600,      ///< bare CR inside DATA content
+  data_bare_lf,            ///< bare LF inside DATA content
+  data_nul,                ///< NUL inside DATA content
+  data_8bit_not_declared,  ///< 8-bit content without BODY=8BITMIME/BINARYMIME
+  message_too_big,         ///< message exceeds the size limit (552 5.3.4)
+
+  // -- API misuse by the application (not the peer) --
+  api_bad_state = 900,  ///< a call that the current state does not allow
+  api_value_invalid,    ///< a value the application passed is invalid
+};
+
+/// The reply a server sends for a protocol error: basic code, enhanced status
+/// code (RFC 3463, empty when none fits) and a text that names the expected
+/// syntax. The strings are static.
+struct reply_template {
+  int code;
+  std::string_view enhanced;
+  std::string_view text;
+};
+
+/// The default reply for `e` (see reply_template). For `errc::ok` and the
+/// api_* values, which the peer never sees, it returns 451 4.3.0.
+constexpr reply_template reply_for(errc e) noexcept {
+  switch (e) {
+    case errc::ok:
+      break;
+    case errc::line_too_long:
+      return {500, "5.5.6", "Line too long"};
+    case errc::bare_cr:
+      return {500, "5.5.2", "Bare CR in command: only CRLF ends a line"};
+    case errc::bare_lf:
+      return {500, "5.5.2", "Bare LF in command: only CRLF ends a line"};
+    case errc::nul_byte:
+      return {500, "5.5.2", "NUL byte not allowed"};
+    case errc::eight_bit_byte:
+      return {500, "5.5.2", "8-bit byte not allowed here"};
+    case errc::reply_code_invalid:
+    case errc::reply_code_mismatch:
+    case errc::reply_syntax:
+    case errc::reply_too_many_lines:
+    case errc::reply_too_long:
+    case errc::reply_text_invalid:
+    case errc::enhanced_code_invalid:
+      // Reply errors happen on the client side; no server reply applies.
+      break;
+    case errc::command_unknown:
+      return {500, "5.5.1", "Command unrecognized"};
+    case errc::command_syntax:
+      return {501, "5.5.4", "Syntax error in parameters or arguments"};
+    case errc::helo_syntax:
+      return {501, "5.5.4", "Syntax: HELO domain"};
+    case errc::ehlo_syntax:
+      return {501, "5.5.4", "Syntax: EHLO domain-or-address-literal"};
+    case errc::lhlo_syntax:
+      return {501, "5.5.4", "Syntax: LHLO domain-or-address-literal"};
+    case errc::mail_syntax:
+      return {501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"};
+    case errc::rcpt_syntax:
+      return {501, "5.5.4", "Syntax: RCPT TO:<address> [parameters]"};
+    case errc::data_syntax:
+      return {501, "5.5.4", "Syntax: DATA"};
+    case errc::bdat_syntax:
+      return {501, "5.5.4", "Syntax: BDAT chunk-size [LAST]"};
+    case errc::bdat_size_overflow:
+      return {552, "5.3.4", "BDAT chunk size too large"};
+    case errc::rset_syntax:
+      return {501, "5.5.4", "Syntax: RSET"};
+    case errc::vrfy_syntax:
+      return {501, "5.5.4", "Syntax: VRFY string"};
+    case errc::expn_syntax:
+      return {501, "5.5.4", "Syntax: EXPN string"};
+    case errc::help_syntax:
+      return {501, "5.5.4", "Syntax: HELP [string]"};
+    case errc::noop_syntax:
+      return {501, "5.5.4", "Syntax: NOOP [string]"};
+    case errc::quit_syntax:
+      return {501, "5.5.4", "Syntax: QUIT"};
+    case errc::starttls_syntax:
+      return {501, "5.5.4", "Syntax: STARTTLS (no parameters allowed)"};
+    case errc::auth_syntax:
+      return {501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"};
+    case errc::command_value_invalid:
+      break;
+    case errc::path_syntax:
+      return {501, "5.1.3", "Bad address syntax: expected <local-part@domain>"};
+    case errc::local_part_syntax:
+      return {501, "5.1.3", "Bad local part: expected dot-string or quoted-string"};
+    case errc::local_part_too_long:
+      return {501, "5.1.3", "Local part longer than 64 octets"};
+    case errc::domain_syntax:
+      return {501, "5.1.2", "Bad domain: expected letters, digits, hyphens and dots"};
+    case errc::domain_too_long:
+      return {501, "5.1.2", "Domain longer than 255 octets"};
+    case errc::address_literal_invalid:
+      return {501, "5.1.2", "Bad address literal: expected [IPv4], [IPv6:...] or [tag:text]"};
+    case errc::path_too_long:
+      return {501, "5.1.3", "Path longer than 256 octets"};
+    case errc::utf8_invalid:
+      return {501, "5.6.7", "Malformed UTF-8 in address"};
+    case errc::utf8_not_allowed:
+      return {553, "5.6.7", "Non-ASCII address requires SMTPUTF8"};
+    case errc::param_syntax:
+      return {501, "5.5.4", "Syntax: keyword[=value] parameters"};
+    case errc::param_unknown:
+      return {555, "5.5.4", "Parameter not recognized"};
+    case errc::param_duplicate:
+      return {501, "5.5.4", "Parameter given twice"};
+    case errc::param_value_invalid:
+      return {501, "5.5.4", "Invalid parameter value"};
+    case errc::param_number_overflow:
+      return {552, "5.3.4", "Parameter value too large"};
+    case errc::param_not_allowed:
+      return {555, "5.5.4", "Parameter not allowed here"};
+    case errc::notify_invalid:
+      return {501, "5.5.4", "Syntax: NOTIFY=NEVER or NOTIFY=SUCCESS,FAILURE,DELAY"};
+    case errc::xtext_invalid:
+      return {501, "5.5.4", "Invalid xtext (RFC 3461)"};
+    case errc::base64_invalid:
+      return {501, "5.5.2", "Invalid base64"};
+    case errc::capability_syntax:
+      break;
+    case errc::data_bare_cr:
+      return {550, "5.6.0", "Bare CR in message content (only CRLF ends a line)"};
+    case errc::data_bare_lf:
+      return {550, "5.6.0", "Bare LF in message content (only CRLF ends a line)"};
+    case errc::data_nul:
+      return {550, "5.6.0", "NUL byte in message content"};
+    case errc::data_8bit_not_declared:
+      return {554, "5.6.1", "8-bit content requires BODY=8BITMIME"};
+    case errc::message_too_big:
+      return {552, "5.3.4", "Message size exceeds fixed limit"};
+    case errc::api_bad_state:
+    case errc::api_value_invalid:
+      break;
+  }
+  return {451, "4.3.0", "Local error in processing"};
+}
+
+/// A short, stable, human-readable name for `e` ("bare_lf", …).
+constexpr std::string_view to_string(errc e) noexcept {
+  switch (e) {
+#define SMTPWIRE_ERRC_NAME(x) \
+  case errc::x:               \
+    return #x;
+    SMTPWIRE_ERRC_NAME(ok)
+    SMTPWIRE_ERRC_NAME(line_too_long)
+    SMTPWIRE_ERRC_NAME(bare_cr)
+    SMTPWIRE_ERRC_NAME(bare_lf)
+    SMTPWIRE_ERRC_NAME(nul_byte)
+    SMTPWIRE_ERRC_NAME(eight_bit_byte)
+    SMTPWIRE_ERRC_NAME(reply_code_invalid)
+    SMTPWIRE_ERRC_NAME(reply_code_mismatch)
+    SMTPWIRE_ERRC_NAME(reply_syntax)
+    SMTPWIRE_ERRC_NAME(reply_too_many_lines)
+    SMTPWIRE_ERRC_NAME(reply_too_long)
+    SMTPWIRE_ERRC_NAME(reply_text_invalid)
+    SMTPWIRE_ERRC_NAME(enhanced_code_invalid)
+    SMTPWIRE_ERRC_NAME(command_unknown)
+    SMTPWIRE_ERRC_NAME(command_syntax)
+    SMTPWIRE_ERRC_NAME(helo_syntax)
+    SMTPWIRE_ERRC_NAME(ehlo_syntax)
+    SMTPWIRE_ERRC_NAME(lhlo_syntax)
+    SMTPWIRE_ERRC_NAME(mail_syntax)
+    SMTPWIRE_ERRC_NAME(rcpt_syntax)
+    SMTPWIRE_ERRC_NAME(data_syntax)
+    SMTPWIRE_ERRC_NAME(bdat_syntax)
+    SMTPWIRE_ERRC_NAME(bdat_size_overflow)
+    SMTPWIRE_ERRC_NAME(rset_syntax)
+    SMTPWIRE_ERRC_NAME(vrfy_syntax)
+    SMTPWIRE_ERRC_NAME(expn_syntax)
+    SMTPWIRE_ERRC_NAME(help_syntax)
+    SMTPWIRE_ERRC_NAME(noop_syntax)
+    SMTPWIRE_ERRC_NAME(quit_syntax)
+    SMTPWIRE_ERRC_NAME(starttls_syntax)
+    SMTPWIRE_ERRC_NAME(auth_syntax)
+    SMTPWIRE_ERRC_NAME(command_value_invalid)
+    SMTPWIRE_ERRC_NAME(path_syntax)
+    SMTPWIRE_ERRC_NAME(local_part_syntax)
+    SMTPWIRE_ERRC_NAME(local_part_too_long)
+    SMTPWIRE_ERRC_NAME(domain_syntax)
+    SMTPWIRE_ERRC_NAME(domain_too_long)
+    SMTPWIRE_ERRC_NAME(address_literal_invalid)
+    SMTPWIRE_ERRC_NAME(path_too_long)
+    SMTPWIRE_ERRC_NAME(utf8_invalid)
+    SMTPWIRE_ERRC_NAME(utf8_not_allowed)
+    SMTPWIRE_ERRC_NAME(param_syntax)
+    SMTPWIRE_ERRC_NAME(param_unknown)
+    SMTPWIRE_ERRC_NAME(param_duplicate)
+    SMTPWIRE_ERRC_NAME(param_value_invalid)
+    SMTPWIRE_ERRC_NAME(param_number_overflow)
+    SMTPWIRE_ERRC_NAME(param_not_allowed)
+    SMTPWIRE_ERRC_NAME(notify_invalid)
+    SMTPWIRE_ERRC_NAME(xtext_invalid)
+    SMTPWIRE_ERRC_NAME(base64_invalid)
+    SMTPWIRE_ERRC_NAME(capability_syntax)
+    SMTPWIRE_ERRC_NAME(data_bare_cr)
+    SMTPWIRE_ERRC_NAME(data_bare_lf)
+    SMTPWIRE_ERRC_NAME(data_nul)
+    SMTPWIRE_ERRC_NAME(data_8bit_not_declared)
+    SMTPWIRE_ERRC_NAME(message_too_big)
+    SMTPWIRE_ERRC_NAME(api_bad_state)
+    SMTPWIRE_ERRC_NAME(api_value_invalid)
+#undef SMTPWIRE_ERRC_NAME
+  }
+  return "unknown";
+}
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "smtpwire"; }
+  std::string message(int ev) const override {
+    const errc e = static_cast<errc>(ev);
+    const reply_template r = reply_for(e);
+    std::string m(to_string(e));
+    if (r.code != 451) {
+      m += ": ";
+      m += r.text;
+    }
+    return m;
+  }
+};
+}  // namespace detail
+
+/// The "smtpwire" error category (a function-local static: no global
+/// constructor, one instance per program).
+inline const std::error_category& error_category() noexcept {
+  static const detail::error_category_impl category;
+  return category;
+}
+
+/// Makes `e` usable as a std::error_code.
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+/// A value of type T or an errc; never throws. Accessing the value of an
+/// error result is a programming error and aborts (the core builds without
+/// exceptions).
+template <class T>
+class [[nodiscard]] result {
+ public:
+  result(const T& v) : has_(true), error_(errc::ok) { new (&storage_) T(v); }
+  result(T&& v) : has_(true), error_(errc::ok) { new (&storage_) T(std::move(v)); }
+  result(errc e) noexcept : has_(false), error_(e) {}
+  result(const result& o) : has_(o.has_), error_(o.error_) {
+    if (has_) new (&storage_) T(*o.ptr());
+  }
+  result(result&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : has_(o.has_), error_(o.error_) {
+    if (has_) new (&storage_) T(std::move(*o.ptr()));
+  }
+  result& operator=(const result& o) {
+    if (this != &o) {
+      reset();
+      has_ = o.has_;
+      error_ = o.error_;
+      if (has_) new (&storage_) T(*o.ptr());
+    }
+    return *this;
+  }
+  result& operator=(result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &o) {
+      reset();
+      has_ = o.has_;
+      error_ = o.error_;
+      if (has_) new (&storage_) T(std::move(*o.ptr()));
+    }
+    return *this;
+  }
+  ~result() { reset(); }
+
+  bool has_value() const noexcept { return has_; }
+  explicit operator bool() const noexcept { return has_; }
+  /// The error; errc::ok when a value is held.
+  errc error() const noexcept { return error_; }
+
+  T& value() & { return *checked(); }
+  const T& value() const& { return *checked(); }
+  T&& value() && { return std::move(*checked()); }
+  T& operator*() & { return *checked(); }
+  const T& operator*() const& { return *checked(); }
+  T* operator->() { return checked(); }
+  const T* operator->() const { return checked(); }
+
+ private:
+  T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(&storage_)); }
+  const T* ptr() const noexcept { return std::launder(reinterpret_cast<const T*>(&storage_)); }
+  T* checked() {
+    if (!has_) std::abort();
+    return ptr();
+  }
+  const T* checked() const {
+    if (!has_) std::abort();
+    return ptr();
+  }
+  void reset() noexcept {
+    if (has_) ptr()->~T();
+    has_ = false;
+  }
+
+  alignas(T) unsigned char storage_[sizeof(T)];
+  bool has_;
+  errc error_;
+};
+
+}  // namespace smtpwire
+
+namespace std {
+template <>
+struct is_error_code_enum<smtpwire::errc> : true_type {};
+}  // namespace std
+
+#endif  // SMTPWIRE_ERROR_HPP
