@@ -79,9 +79,13 @@ enum class errc : int {
   notify_invalid,         ///< NEVER combined with others, or unknown keyword
   xtext_invalid,          ///< RFC 3461 xtext malformed
   base64_invalid,         ///< RFC 4648 base64 malformed (strict)
+  param_too_many,         ///< more parameters than param_options::max_params
 
   // -- EHLO capabilities (wire/ehlo.hpp) --
-  capability_syntax = 500,  ///< an EHLO keyword line malformed
+  capability_syntax = 500,   ///< an EHLO keyword line malformed
+  capability_value_invalid,  ///< writer: a capability value that cannot be written as EHLO lines
+  sasl_message_invalid,      ///< a decoded SASL message outside its mechanism's grammar
+  sasl_value_invalid,        ///< writer: a SASL field holding a byte or length it cannot carry
 
   // -- message content (wire/data.hpp, wire/bdat.hpp) --
   data_bare_cr = 600,      ///< bare CR inside DATA content
@@ -89,6 +93,9 @@ enum class errc : int {
   data_nul,                ///< NUL inside DATA content
   data_8bit_not_declared,  ///< 8-bit content without BODY=8BITMIME/BINARYMIME
   message_too_big,         ///< message exceeds the size limit (552 5.3.4)
+  data_8bit_not_offered,   ///< client: 8-bit content, server offers no 8BITMIME
+  data_binary_not_offered,    ///< client: content needs BINARYMIME+CHUNKING, not offered
+  data_smtputf8_not_offered,  ///< client: non-ASCII headers, server offers no SMTPUTF8
 
   // -- API misuse by the application (not the peer) --
   api_bad_state = 900,  ///< a call that the current state does not allow
@@ -194,7 +201,9 @@ constexpr reply_template reply_for(errc e) noexcept {
     case errc::param_value_invalid:
       return {501, "5.5.4", "Invalid parameter value"};
     case errc::param_number_overflow:
-      return {552, "5.3.4", "Parameter value too large"};
+      // Only SIZE (RFC 1870) has an unbounded number: a declared size above
+      // 2^64-1 exceeds any limit, which RFC 1870 §6.1 answers with 552.
+      return {552, "5.3.4", "Declared SIZE exceeds the message size limit"};
     case errc::param_not_allowed:
       return {555, "5.5.4", "Parameter not allowed here"};
     case errc::notify_invalid:
@@ -203,7 +212,16 @@ constexpr reply_template reply_for(errc e) noexcept {
       return {501, "5.5.4", "Invalid xtext (RFC 3461)"};
     case errc::base64_invalid:
       return {501, "5.5.2", "Invalid base64"};
+    case errc::param_too_many:
+      return {501, "5.5.4", "Too many parameters"};
     case errc::capability_syntax:
+    case errc::capability_value_invalid:
+      // EHLO replies are read by clients and written from the server's own
+      // configuration; no reply to the peer applies.
+      break;
+    case errc::sasl_message_invalid:
+      return {501, "5.5.2", "Malformed SASL response for this mechanism"};
+    case errc::sasl_value_invalid:
       break;
     case errc::data_bare_cr:
       return {550, "5.6.0", "Bare CR in message content (only CRLF ends a line)"};
@@ -215,6 +233,12 @@ constexpr reply_template reply_for(errc e) noexcept {
       return {554, "5.6.1", "8-bit content requires BODY=8BITMIME"};
     case errc::message_too_big:
       return {552, "5.3.4", "Message size exceeds fixed limit"};
+    case errc::data_8bit_not_offered:
+      return {554, "5.6.3", "8-bit content but the server does not offer 8BITMIME"};
+    case errc::data_binary_not_offered:
+      return {554, "5.6.3", "Content needs BINARYMIME and CHUNKING, not offered"};
+    case errc::data_smtputf8_not_offered:
+      return {554, "5.6.7", "Non-ASCII headers need SMTPUTF8, not offered"};
     case errc::api_bad_state:
     case errc::api_value_invalid:
       break;
@@ -278,12 +302,19 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(notify_invalid)
     SMTPWIRE_ERRC_NAME(xtext_invalid)
     SMTPWIRE_ERRC_NAME(base64_invalid)
+    SMTPWIRE_ERRC_NAME(param_too_many)
     SMTPWIRE_ERRC_NAME(capability_syntax)
+    SMTPWIRE_ERRC_NAME(capability_value_invalid)
+    SMTPWIRE_ERRC_NAME(sasl_message_invalid)
+    SMTPWIRE_ERRC_NAME(sasl_value_invalid)
     SMTPWIRE_ERRC_NAME(data_bare_cr)
     SMTPWIRE_ERRC_NAME(data_bare_lf)
     SMTPWIRE_ERRC_NAME(data_nul)
     SMTPWIRE_ERRC_NAME(data_8bit_not_declared)
     SMTPWIRE_ERRC_NAME(message_too_big)
+    SMTPWIRE_ERRC_NAME(data_8bit_not_offered)
+    SMTPWIRE_ERRC_NAME(data_binary_not_offered)
+    SMTPWIRE_ERRC_NAME(data_smtputf8_not_offered)
     SMTPWIRE_ERRC_NAME(api_bad_state)
     SMTPWIRE_ERRC_NAME(api_value_invalid)
 #undef SMTPWIRE_ERRC_NAME
