@@ -182,7 +182,7 @@ TEST_CASE("ehlo vectors", "[wire][ehlo][vectors]") {
   }
 }
 
-TEST_CASE("one table drives writer and reader", "[wire][ehlo]") {
+TEST_CASE("ehlo: one table drives writer and reader", "[wire][ehlo]") {
   struct row {
     wire::capabilities value;
     std::string reply;
