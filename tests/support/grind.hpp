@@ -19,7 +19,8 @@ namespace smtpwire::test {
 class chunk {
  public:
   explicit chunk(std::string_view s) : size_(s.size()), data_(new char[s.size() ? s.size() : 1]) {
-    for (std::size_t i = 0; i < s.size(); ++i) data_[i] = s[i];
+    for (std::size_t i = 0; i < s.size(); ++i)
+      data_[i] = s[i];
   }
   std::string_view view() const { return {data_.get(), size_}; }
 
@@ -43,7 +44,8 @@ inline std::vector<chunk> split_at(std::string_view input, const std::vector<std
 inline std::vector<std::string_view> views(const std::vector<chunk>& chunks) {
   std::vector<std::string_view> v;
   v.reserve(chunks.size());
-  for (const auto& c : chunks) v.push_back(c.view());
+  for (const auto& c : chunks)
+    v.push_back(c.view());
   return v;
 }
 
@@ -65,16 +67,19 @@ std::string grind(std::string_view input, Run&& run, grind_options opt = {}) {
     const std::string got = run(views(split_at(input, cuts)));
     if (got != whole) {
       std::string where;
-      for (auto c : cuts) where += std::to_string(c) + ' ';
+      for (auto c : cuts)
+        where += std::to_string(c) + ' ';
       INFO("chunking " << how << " cuts: " << where);
       REQUIRE(got == whole);
     }
   };
-  for (std::size_t i = 1; i < input.size(); ++i) check({i}, "single split");
+  for (std::size_t i = 1; i < input.size(); ++i)
+    check({i}, "single split");
   const std::size_t max_size = std::min(input.size(), opt.max_chunk_size);
   for (std::size_t size = 1; size <= max_size; ++size) {
     std::vector<std::size_t> cuts;
-    for (std::size_t at = size; at < input.size(); at += size) cuts.push_back(at);
+    for (std::size_t at = size; at < input.size(); at += size)
+      cuts.push_back(at);
     check(cuts, "fixed size");
   }
   std::mt19937 rng(opt.seed);

@@ -60,11 +60,21 @@ inline std::string decode_escapes(const std::string& in) {
     }
     char e = in[++i];
     switch (e) {
-      case 'r': out += '\r'; break;
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case '0': out += '\0'; break;
-      case '\\': out += '\\'; break;
+      case 'r':
+        out += '\r';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case '0':
+        out += '\0';
+        break;
+      case '\\':
+        out += '\\';
+        break;
       case 'x': {
         auto hex = [](char h) -> int {
           if (h >= '0' && h <= '9') return h - '0';
@@ -88,7 +98,8 @@ inline std::string decode_escapes(const std::string& in) {
 
 inline std::string vector_case::bytes(const std::string& field) const {
   std::string joined;
-  for (const auto& l : lines(field)) joined += l;
+  for (const auto& l : lines(field))
+    joined += l;
   return decode_escapes(joined);
 }
 

@@ -9,15 +9,15 @@ namespace smtpwire::detail {
 
 /// Bit flags of one octet's classes.
 enum char_class : std::uint16_t {
-  cc_alpha = 1u << 0,  ///< ALPHA (RFC 5234)
-  cc_digit = 1u << 1,  ///< DIGIT
-  cc_hex = 1u << 2,    ///< HEXDIG, either case
-  cc_atext = 1u << 3,  ///< atext (RFC 5322 §3.2.3), ASCII only
-  cc_qtext = 1u << 4,  ///< qtextSMTP (RFC 5321 §4.1.2): %d32-33 / %d35-91 / %d93-126
-  cc_vchar = 1u << 5,  ///< VCHAR %x21-7E
-  cc_xchar = 1u << 6,  ///< xchar (RFC 3461): %x21-2A / %x2C-3C / %x3E-7E
-  cc_dcontent = 1u << 7,  ///< dcontent (RFC 5321 §4.1.3): %d33-90 / %d94-126
-  cc_b64 = 1u << 8,       ///< base64 alphabet (RFC 4648 §4), without '='
+  cc_alpha = 1u << 0,        ///< ALPHA (RFC 5234)
+  cc_digit = 1u << 1,        ///< DIGIT
+  cc_hex = 1u << 2,          ///< HEXDIG, either case
+  cc_atext = 1u << 3,        ///< atext (RFC 5322 §3.2.3), ASCII only
+  cc_qtext = 1u << 4,        ///< qtextSMTP (RFC 5321 §4.1.2): %d32-33 / %d35-91 / %d93-126
+  cc_vchar = 1u << 5,        ///< VCHAR %x21-7E
+  cc_xchar = 1u << 6,        ///< xchar (RFC 3461): %x21-2A / %x2C-3C / %x3E-7E
+  cc_dcontent = 1u << 7,     ///< dcontent (RFC 5321 §4.1.3): %d33-90 / %d94-126
+  cc_b64 = 1u << 8,          ///< base64 alphabet (RFC 4648 §4), without '='
   cc_esmtp_value = 1u << 9,  ///< esmtp-value chars: %d33-60 / %d62-126
 };
 
@@ -28,8 +28,8 @@ constexpr std::uint16_t classify(unsigned char c) noexcept {
   if (alpha) f |= cc_alpha;
   if (digit) f |= cc_digit;
   if (digit || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f')) f |= cc_hex;
-  if (alpha || digit || std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) !=
-                            std::string_view::npos)
+  if (alpha || digit ||
+      std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos)
     f |= cc_atext;
   if ((c >= 32 && c <= 33) || (c >= 35 && c <= 91) || (c >= 93 && c <= 126)) f |= cc_qtext;
   if (c >= 0x21 && c <= 0x7e) f |= cc_vchar;
@@ -47,7 +47,8 @@ struct char_table {
 
 constexpr char_table make_char_table() noexcept {
   char_table t{};
-  for (int i = 0; i < 256; ++i) t.flags[i] = classify(static_cast<unsigned char>(i));
+  for (int i = 0; i < 256; ++i)
+    t.flags[i] = classify(static_cast<unsigned char>(i));
   return t;
 }
 
