@@ -29,7 +29,11 @@ inline std::size_t alloc_count() noexcept {
 SMTPWIRE_BENCH_NOINLINE void* operator new(std::size_t n) {
   smtpwire::bench::alloc_counter().fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1)) return p;
+#if defined(__cpp_exceptions)
   throw std::bad_alloc();
+#else
+  std::abort();  // the noexcept build: out of memory cannot be reported
+#endif
 }
 SMTPWIRE_BENCH_NOINLINE void* operator new[](std::size_t n) {
   return operator new(n);
