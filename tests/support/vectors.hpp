@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #ifndef SMTPWIRE_VECTOR_DIR
@@ -91,6 +92,45 @@ inline std::string decode_escapes(const std::string& in) {
       }
       default:
         FAIL("unknown escape \\" << e << " in '" << in << "'");
+    }
+  }
+  return out;
+}
+
+/// The inverse of decode_escapes for event logs: CR, LF, HT, NUL, backslash
+/// and double quote escaped, other octets outside printable ASCII as \xHH.
+inline std::string escape(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '\r':
+        out += "\\r";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\0':
+        out += "\\0";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      default:
+        if (c >= 0x20 && c < 0x7f) {
+          out += ch;
+        } else {
+          static const char hex[] = "0123456789abcdef";
+          out += "\\x";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        }
     }
   }
   return out;

@@ -1,4 +1,5 @@
 #include <smtpwire/wire/bdat.hpp>
+#include <smtpwire/wire/command.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -22,51 +23,7 @@ using smtpwire::wire::bdat_status;
 
 namespace {
 
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '\r')
-      out += "\\r";
-    else if (c == '\n')
-      out += "\\n";
-    else if (c == 0)
-      out += "\\0";
-    else if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c >= 0x20 && c < 0x7f)
-      out += ch;
-    else {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// A strict stand-in for wire/command.hpp's BDAT parse (RFC 3030 §2):
-// returns 0 for a BDAT line, 1 for a syntax error, 2 for an overflowing size,
-// 3 for any other line.
-int parse_bdat_line(std::string_view line, std::uint64_t& size, bool& last) {
-  if (line.substr(0, 5) != "BDAT ") return 3;
-  line.remove_prefix(5);
-  std::size_t i = 0;
-  size = 0;
-  bool overflow = false;
-  while (i < line.size() && line[i] >= '0' && line[i] <= '9') {
-    const unsigned d = static_cast<unsigned>(line[i] - '0');
-    if (size > (std::numeric_limits<std::uint64_t>::max() - d) / 10) overflow = true;
-    size = size * 10 + d;
-    ++i;
-  }
-  if (i == 0) return 1;
-  last = line.substr(i) == " LAST";
-  if (!last && i != line.size()) return 1;
-  return overflow ? 2 : 0;
-}
+using smtpwire::test::escape;
 
 std::string run_bdat(const std::vector<std::string_view>& chunks, bdat_options opt) {
   bdat_reader reader(opt);
@@ -87,7 +44,7 @@ std::string run_bdat(const std::vector<std::string_view>& chunks, bdat_options o
           if (!c.empty()) FAIL("need_more with input left");
           break;
         }
-        log += "chunk \"" + escaped(chunk) + "\" end " + (r.last ? "last " : "") +
+        log += "chunk \"" + escape(chunk) + "\" end " + (r.last ? "last " : "") +
                std::string(smtpwire::to_string(r.error)) + "\n";
         chunk.clear();
         in_chunk = false;
@@ -98,30 +55,25 @@ std::string run_bdat(const std::vector<std::string_view>& chunks, bdat_options o
       c.remove_prefix(1);
       if (line.size() < 2 || line.compare(line.size() - 2, 2, "\r\n") != 0) continue;
       line.resize(line.size() - 2);
-      std::uint64_t size = 0;
-      bool last = false;
-      switch (parse_bdat_line(line, size, last)) {
-        case 0: {
-          const errc e = reader.begin_chunk(size, last);
-          log += "bdat " + std::to_string(size) + (last ? " last" : "") + " -> " +
-                 std::string(smtpwire::to_string(e)) + "\n";
-          in_chunk = e != errc::api_bad_state;
-          break;
-        }
-        case 1:
-          log += "syntax \"" + escaped(line) + "\"\n";
-          break;
-        case 2:
-          log += "overflow \"" + escaped(line) + "\"\n";
-          break;
-        default:
-          log += "command \"" + escaped(line) + "\"\n";
+      // Command lines go through the real command grammar.
+      const auto cmd = smtpwire::wire::parse_command(line);
+      if (cmd && cmd->kind == smtpwire::wire::verb::bdat) {
+        const errc e = reader.begin_chunk(cmd->size, cmd->last);
+        log += "bdat " + std::to_string(cmd->size) + (cmd->last ? " last" : "") + " -> " +
+               std::string(smtpwire::to_string(e)) + "\n";
+        in_chunk = e != errc::api_bad_state;
+      } else if (cmd.error() == errc::bdat_syntax) {
+        log += "syntax \"" + escape(line) + "\"\n";
+      } else if (cmd.error() == errc::bdat_size_overflow) {
+        log += "overflow \"" + escape(line) + "\"\n";
+      } else {
+        log += "command \"" + escape(line) + "\"\n";
       }
       line.clear();
     }
   }
   if (in_chunk) {
-    if (!chunk.empty()) log += "chunk so far \"" + escaped(chunk) + "\"\n";
+    if (!chunk.empty()) log += "chunk so far \"" + escape(chunk) + "\"\n";
     log += "open " + std::to_string(reader.remaining()) + "\n";
   } else {
     log += line.empty() ? "idle\n" : "partial\n";
@@ -202,7 +154,7 @@ TEST_CASE("bdat command lines", "[wire][bdat]") {
   std::string out = "x";
   smtpwire::wire::write_bdat_command(out, 42, true);
   CHECK(out == "xBDAT 42 LAST\r\n");
-  // Every formatted line parses back with the RFC 3030 grammar.
+  // Every formatted line parses back with the command grammar (RFC 3030).
   for (std::uint64_t v : {std::uint64_t{0}, std::uint64_t{9}, std::uint64_t{10},
                           std::uint64_t{123456789}, std::numeric_limits<std::uint64_t>::max()}) {
     for (bool last : {false, true}) {
@@ -210,11 +162,11 @@ TEST_CASE("bdat command lines", "[wire][bdat]") {
       std::string_view line = c.view();
       REQUIRE(line.size() >= 2);
       line.remove_suffix(2);
-      std::uint64_t size = 0;
-      bool got_last = false;
-      CHECK(parse_bdat_line(line, size, got_last) == 0);
-      CHECK(size == v);
-      CHECK(got_last == last);
+      const auto cmd = smtpwire::wire::parse_command(line);
+      REQUIRE(cmd);
+      CHECK(cmd->kind == smtpwire::wire::verb::bdat);
+      CHECK(cmd->size == v);
+      CHECK(cmd->last == last);
     }
   }
 }

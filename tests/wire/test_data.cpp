@@ -26,41 +26,7 @@ using smtpwire::wire::encode_status;
 
 namespace {
 
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '\r':
-        out += "\\r";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\0':
-        out += "\\0";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      default:
-        if (c >= 0x20 && c < 0x7f) {
-          out += ch;
-        } else {
-          char buf[5];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        }
-    }
-  }
-  return out;
-}
+using smtpwire::test::escape;
 
 // Every scanner this CPU can run; `scalar` is the byte-wise reference.
 std::vector<scan_kind> kinds() {
@@ -148,8 +114,8 @@ decoded run_decoder(const std::vector<std::string_view>& chunks, data_options op
       break;
     }
   }
-  out.log = "content \"" + escaped(out.content) + "\"\n" + errors +
-            (ends ? end + "rest \"" + escaped(rest) + "\"\n" : "no end\n");
+  out.log = "content \"" + escape(out.content) + "\"\n" + errors +
+            (ends ? end + "rest \"" + escape(rest) + "\"\n" : "no end\n");
   out.log += "stats octets=" + std::to_string(dec.octets()) +
              " lines=" + std::to_string(dec.lines()) + " 8bit=" + (dec.eight_bit() ? "1" : "0") +
              " long=" + (dec.long_lines() ? "1" : "0") + "\n";
@@ -210,11 +176,11 @@ std::string model_decoder(std::string_view in, const data_options& opt) {
     }
     content += piece;
   }
-  std::string log = "content \"" + escaped(content) + "\"\n" + error;
+  std::string log = "content \"" + escape(content) + "\"\n" + error;
   if (q == std::string::npos)
     log += "no end\n";
   else
-    log += "end at " + std::to_string(q + 3) + "\nrest \"" + escaped(in.substr(q + 3)) + "\"\n";
+    log += "end at " + std::to_string(q + 3) + "\nrest \"" + escape(in.substr(q + 3)) + "\"\n";
   return log;
 }
 
@@ -254,7 +220,7 @@ std::string run_encoder(const std::vector<std::string_view>& chunks, data_encode
   }
   // The refused octet's offset is checked in the log; the octets before it
   // may have been sent already, so the wire so far is logged too.
-  return "wire \"" + escaped(wire) + "\"\n" + err;
+  return "wire \"" + escape(wire) + "\"\n" + err;
 }
 
 // What the encoder promises: bare CR / bare LF become CRLF, and a non-empty
@@ -375,7 +341,7 @@ TEST_CASE("data encoder vectors, every scanner, every chunking", "[wire][data]")
     const std::string message = vc.bytes("message");
     data_encoder_options opt;
     if (vc.has("options")) parse_kv(vc.text("options"), nullptr, &opt);
-    std::string expect = "wire \"" + escaped(vc.bytes("wire")) + "\"\n";
+    std::string expect = "wire \"" + escape(vc.bytes("wire")) + "\"\n";
     if (vc.has("error")) expect += vc.text("error") + "\n";
     for (scan_kind k : kinds()) {
       INFO("scanner " << smtpwire::detail::to_string(k));
@@ -433,7 +399,7 @@ TEST_CASE("decoder: scanners agree with each other and with the model on random 
     opt.nul_in_data = rng() % 4 == 0;
     opt.reject_8bit = rng() % 4 == 0;
     if (rng() % 3 == 0) opt.max_message_size = rng() % 300;
-    INFO("round " << round << " input \"" << escaped(msg) << "\"");
+    INFO("round " << round << " input \"" << escape(msg) << "\"");
     const std::string model = model_decoder(msg, opt);
     std::string whole_scalar;
     for (scan_kind k : kinds()) {
@@ -552,7 +518,7 @@ TEST_CASE("property: decode(encode(x)) == normalise(x), every chunking", "[wire]
   };
   for (int round = 0; round < 4000; ++round) {
     const std::string x = random_message(rng, alphabets[round % 3], round % 5 == 0 ? 700 : 60);
-    INFO("x \"" << escaped(x) << "\"");
+    INFO("x \"" << escape(x) << "\"");
     data_encoder_options eo;
     eo.allow_nul = true;
     data_options dopt;
@@ -564,7 +530,7 @@ TEST_CASE("property: decode(encode(x)) == normalise(x), every chunking", "[wire]
       REQUIRE(wire_log.find("\"\n") == wire_log.size() - 2);  // no error
       std::string wire;
       REQUIRE(smtpwire::wire::encode_data(wire, x, eo) == errc::ok);
-      CHECK(wire_log == "wire \"" + escaped(wire) + "\"\n");
+      CHECK(wire_log == "wire \"" + escape(wire) + "\"\n");
       const decoded d = run_decoder(random_chunks(wire + "NOOP\r\n", rng), dopt);
       CHECK(d.content == normalise(x));
       CHECK(d.log.find("rest \"NOOP\\r\\n\"") != std::string::npos);

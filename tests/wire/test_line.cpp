@@ -21,41 +21,7 @@ using smtpwire::wire::line_status;
 
 namespace {
 
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '\r':
-        out += "\\r";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\0':
-        out += "\\0";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      default:
-        if (c >= 0x20 && c < 0x7f) {
-          out += ch;
-        } else {
-          char buf[5];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        }
-    }
-  }
-  return out;
-}
+using smtpwire::test::escape;
 
 line_options parse_options(const smtpwire::test::vector_case& vc) {
   line_options o;
@@ -114,7 +80,7 @@ std::string run_lines(const std::vector<std::string_view>& chunks, const line_op
         control = control || (u < 0x20 && u != '\t') || u == 0x7f;
       }
       if (r.has_8bit != high || r.has_control != control) FAIL("line flags wrong");
-      log += "line \"" + escaped(r.line) + "\"\n";
+      log += "line \"" + escape(r.line) + "\"\n";
     }
     if (reader.buffer_capacity() > max) FAIL("buffer grew past the limit");
   }
@@ -141,7 +107,7 @@ std::string model_lines(std::string_view in, const line_options& opt) {
     if (pending_cr) {
       pending_cr = false;
       if (c == '\n') {
-        log += "line \"" + escaped(cur) + "\"\n";
+        log += "line \"" + escape(cur) + "\"\n";
         cur.clear();
         continue;
       }
@@ -219,7 +185,7 @@ TEST_CASE("line reader agrees with a byte-at-a-time model on random input", "[wi
       cuts.push_back(at);
     }
     const std::string expected = model_lines(in, opt);
-    INFO("round " << round << " input \"" << escaped(in) << "\"");
+    INFO("round " << round << " input \"" << escape(in) << "\"");
     REQUIRE(run_lines({in}, opt) == expected);
     REQUIRE(run_lines(smtpwire::test::views(smtpwire::test::split_at(in, cuts)), opt) == expected);
   }

@@ -27,41 +27,7 @@ using smtpwire::wire::reply_write_options;
 
 namespace {
 
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '\r':
-        out += "\\r";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\0':
-        out += "\\0";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      default:
-        if (c >= 0x20 && c < 0x7f) {
-          out += ch;
-        } else {
-          char buf[5];
-          std::snprintf(buf, sizeof buf, "\\x%02x", c);
-          out += buf;
-        }
-    }
-  }
-  return out;
-}
+using smtpwire::test::escape;
 
 std::string code_text(const enhanced_code& e) {
   std::string s;
@@ -104,7 +70,7 @@ void log_reply(std::string& log, const reply_view& v) {
     ++n;
     log += "  ";
     if (l.enhanced) log += "[" + code_text(*l.enhanced) + "] ";
-    log += "\"" + escaped(l.text) + "\"\n";
+    log += "\"" + escape(l.text) + "\"\n";
   }
   if (n != v.size()) FAIL("line count differs from size()");
 }
@@ -169,7 +135,7 @@ void check_round_trip(const reply& x, const reply_write_options& wopt) {
   ropt.max_lines = 1u << 20;
   ropt.max_reply_bytes = wire.size();
   const auto back = smtpwire::wire::parse_reply(wire, ropt);
-  INFO("wire: " << escaped(wire));
+  INFO("wire: " << escape(wire));
   REQUIRE(back.has_value());
   const auto folded = smtpwire::wire::fold_reply(x, wopt);
   REQUIRE(folded.has_value());
@@ -311,7 +277,7 @@ TEST_CASE("reply writer refuses what it must not send", "[wire][reply]") {
       {{250, none, {"2.0.0 a", "2.0.0 b"}}, errc::reply_text_invalid, 512},
   };
   for (const row& r : rows) {
-    INFO(escaped(r.value.lines.empty() ? "" : r.value.lines.back()) << " " << r.value.code);
+    INFO(escape(r.value.lines.empty() ? "" : r.value.lines.back()) << " " << r.value.code);
     std::string out = "keep";
     CHECK(smtpwire::wire::write_reply(out, r.value, {r.max_line_length}) == r.error);
     CHECK(out == "keep");
