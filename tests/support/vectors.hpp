@@ -136,6 +136,26 @@ inline std::string escape(std::string_view s) {
   return out;
 }
 
+/// A plainer form for logs that quote values themselves: backslash doubled,
+/// every octet outside printable ASCII as \xHH (CR is \x0d), quotes kept.
+inline std::string escape_hex(std::string_view s) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c >= 0x7f) {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 inline std::string vector_case::bytes(const std::string& field) const {
   std::string joined;
   for (const auto& l : lines(field))

@@ -17,30 +17,15 @@ using wire::verb;
 
 namespace {
 
-std::string esc(std::string_view s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string o;
-  for (char ch : s) {
-    const auto b = static_cast<unsigned char>(ch);
-    if (ch == '\\') {
-      o += "\\\\";
-    } else if (b < 0x20 || b >= 0x7f) {
-      o += "\\x";
-      o += hex[b >> 4];
-      o += hex[b & 15];
-    } else {
-      o += ch;
-    }
-  }
-  return o;
-}
+using smtpwire::test::escape_hex;
 
 std::string describe(const wire::path& p) {
   if (p.null) return "null";
-  if (p.postmaster) return "postmaster local=" + esc(p.address.local_part);
+  if (p.postmaster) return "postmaster local=" + escape_hex(p.address.local_part);
   std::string s;
-  if (!p.source_route.empty()) s = "route=" + esc(p.source_route) + " ";
-  return s + "local=" + esc(p.address.local_part) + " domain=" + esc(p.address.domain) +
+  if (!p.source_route.empty()) s = "route=" + escape_hex(p.source_route) + " ";
+  return s + "local=" + escape_hex(p.address.local_part) +
+         " domain=" + escape_hex(p.address.domain) +
          " kind=" + std::string(wire::to_string(p.address.kind));
 }
 
@@ -50,12 +35,13 @@ std::string describe(const wire::command& c) {
     case verb::helo:
     case verb::ehlo:
     case verb::lhlo:
-      s += " domain=" + esc(c.domain) + " kind=" + std::string(wire::to_string(c.domain_kind));
+      s += " domain=" + escape_hex(c.domain) +
+           " kind=" + std::string(wire::to_string(c.domain_kind));
       break;
     case verb::mail:
     case verb::rcpt:
       s += " " + describe(c.path);
-      if (!c.params.empty()) s += " params=" + esc(c.params);
+      if (!c.params.empty()) s += " params=" + escape_hex(c.params);
       break;
     case verb::bdat:
       s += " size=" + std::to_string(c.size);
@@ -65,11 +51,11 @@ std::string describe(const wire::command& c) {
     case verb::expn:
     case verb::help:
     case verb::noop:
-      if (!c.argument.empty()) s += " argument=" + esc(c.argument);
+      if (!c.argument.empty()) s += " argument=" + escape_hex(c.argument);
       break;
     case verb::auth:
-      s += " mechanism=" + esc(c.mechanism);
-      if (!c.initial_response.empty()) s += " initial=" + esc(c.initial_response);
+      s += " mechanism=" + escape_hex(c.mechanism);
+      if (!c.initial_response.empty()) s += " initial=" + escape_hex(c.initial_response);
       break;
     default:
       break;

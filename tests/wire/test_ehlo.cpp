@@ -20,23 +20,7 @@ using wire::capability;
 
 namespace {
 
-std::string esc(std::string_view s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string o;
-  for (char ch : s) {
-    const auto b = static_cast<unsigned char>(ch);
-    if (ch == '\\') {
-      o += "\\\\";
-    } else if (b < 0x20 || b >= 0x7f) {
-      o += "\\x";
-      o += hex[b >> 4];
-      o += hex[b & 15];
-    } else {
-      o += ch;
-    }
-  }
-  return o;
-}
+using smtpwire::test::escape_hex;
 
 // The reply lines of an EHLO reply, without "250-"/"250 " and CRLF; views
 // into `reply`. A local reader on purpose: wire/reply.hpp is tested on its own.
@@ -57,34 +41,35 @@ std::vector<std::string_view> split_reply(std::string_view reply) {
 }
 
 std::string describe(const wire::capabilities& c, const wire::ehlo_diagnostics& d) {
-  std::string s = "domain=" + esc(c.domain) + "\n";
-  if (!c.greeting.empty()) s += "greeting=" + esc(c.greeting) + "\n";
+  std::string s = "domain=" + escape_hex(c.domain) + "\n";
+  if (!c.greeting.empty()) s += "greeting=" + escape_hex(c.greeting) + "\n";
   for (std::size_t i = 0; i < wire::capability_count; ++i) {
     const auto k = static_cast<capability>(i);
     if (!c.has(k)) continue;
     s += "cap " + std::string(wire::to_string(k));
     if (k == capability::size && c.size != 0) s += " " + std::to_string(c.size);
     if (k == capability::deliverby && c.deliverby != 0) s += " " + std::to_string(c.deliverby);
-    if (k == capability::mt_priority && !c.mt_priority.empty()) s += " " + esc(c.mt_priority);
+    if (k == capability::mt_priority && !c.mt_priority.empty())
+      s += " " + escape_hex(c.mt_priority);
     if (k == capability::auth) {
       for (std::size_t m = 0; m < sasl::mechanism_count; ++m)
         if (c.mechanisms.has(static_cast<sasl::mechanism>(m)))
           s += " " + std::string(sasl::to_string(static_cast<sasl::mechanism>(m)));
       for (std::size_t m = 0; m < c.other_mechanism_count; ++m)
-        s += " other:" + esc(c.other_mechanisms[m]);
+        s += " other:" + escape_hex(c.other_mechanisms[m]);
     }
     s += "\n";
   }
   for (std::size_t i = 0; i < c.extension_count; ++i) {
-    s += "ext " + esc(c.extensions[i].keyword);
-    if (!c.extensions[i].params.empty()) s += " [" + esc(c.extensions[i].params) + "]";
+    s += "ext " + escape_hex(c.extensions[i].keyword);
+    if (!c.extensions[i].params.empty()) s += " [" + escape_hex(c.extensions[i].params) + "]";
     s += "\n";
   }
   if (d.greeting_malformed) s += "greeting_malformed\n";
   if (d.malformed != 0) {
     s += "malformed=" + std::to_string(d.malformed);
     for (std::size_t i = 0; i < d.malformed && i < d.max_kept; ++i)
-      s += " |" + esc(d.malformed_lines[i]) + "|";
+      s += " |" + escape_hex(d.malformed_lines[i]) + "|";
     s += "\n";
   }
   if (d.duplicates != 0) s += "duplicates=" + std::to_string(d.duplicates) + "\n";
@@ -100,21 +85,22 @@ std::string describe(const wire::capabilities& c, const wire::ehlo_diagnostics& 
 // diagnostics.
 void check_round_trip(const wire::capabilities& c, const wire::ehlo_write_options& wo = {}) {
   std::string out;
-  INFO("domain=" << esc(c.domain) << " greeting=" << esc(c.greeting) << " known=" << c.known
-                 << " mt=" << esc(c.mt_priority) << " exts=" << c.extension_count
-                 << " mechs=" << c.other_mechanism_count);
+  INFO("domain=" << escape_hex(c.domain) << " greeting=" << escape_hex(c.greeting)
+                 << " known=" << c.known << " mt=" << escape_hex(c.mt_priority)
+                 << " exts=" << c.extension_count << " mechs=" << c.other_mechanism_count);
   std::string lists;
   for (std::size_t i = 0; i < c.extension_count && i < c.max_extensions; ++i)
-    lists += " ext " + esc(c.extensions[i].keyword) + " [" + esc(c.extensions[i].params) + "]";
+    lists += " ext " + escape_hex(c.extensions[i].keyword) + " [" +
+             escape_hex(c.extensions[i].params) + "]";
   for (std::size_t i = 0; i < c.other_mechanism_count && i < c.max_mechanisms; ++i)
-    lists += " mech " + esc(c.other_mechanisms[i]);
+    lists += " mech " + escape_hex(c.other_mechanisms[i]);
   INFO(lists);
   REQUIRE(wire::write_ehlo(out, c, wo) == errc::ok);
   const auto lines = split_reply(out);
   wire::ehlo_diagnostics d;
   const auto back = wire::parse_ehlo(lines, {}, &d);
   REQUIRE(back);
-  INFO(esc(out));
+  INFO(escape_hex(out));
   CHECK(*back == c);
   CHECK(d.clean());
 }
@@ -227,7 +213,7 @@ TEST_CASE("ehlo: one table drives writer and reader", "[wire][ehlo]") {
                     "250-MT-PRIORITY STANAG4406\r\n250-VRFY\r\n250-ETRN\r\n250 HELP\r\n"});
   }
   for (const auto& r : rows) {
-    INFO(esc(r.reply));
+    INFO(escape_hex(r.reply));
     std::string out = "prefix";
     REQUIRE(wire::write_ehlo(out, r.value) == errc::ok);
     CHECK(out == "prefix" + r.reply);
@@ -335,7 +321,7 @@ TEST_CASE("writer refuses values that would not parse back", "[wire][ehlo]") {
                                                                    {"X\r\nY", ""},
                                                                    {"X", "a\r\n250 STARTTLS"}};
   for (const auto& e : bad_ext) {
-    INFO(esc(e.first) << " / " << esc(e.second));
+    INFO(escape_hex(e.first) << " / " << escape_hex(e.second));
     auto c = base;
     REQUIRE(c.add_extension(e.first, e.second));
     refuses(c);

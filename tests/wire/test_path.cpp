@@ -15,36 +15,18 @@ namespace wire = smtpwire::wire;
 
 namespace {
 
-// Escapes a value for a vector log: backslash doubled, other octets outside
-// printable ASCII as \xHH.
-std::string esc(std::string_view s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string o;
-  for (char ch : s) {
-    const auto b = static_cast<unsigned char>(ch);
-    if (ch == '\\') {
-      o += "\\\\";
-    } else if (b < 0x20 || b >= 0x7f) {
-      o += "\\x";
-      o += hex[b >> 4];
-      o += hex[b & 15];
-    } else {
-      o += ch;
-    }
-  }
-  return o;
-}
+using smtpwire::test::escape_hex;
 
 std::string describe(const wire::mailbox& m) {
-  return "local=" + esc(m.local_part) + " domain=" + esc(m.domain) +
+  return "local=" + escape_hex(m.local_part) + " domain=" + escape_hex(m.domain) +
          " kind=" + std::string(wire::to_string(m.kind));
 }
 
 std::string describe(const wire::path& p) {
   if (p.null) return "null";
-  if (p.postmaster) return "postmaster local=" + esc(p.address.local_part);
+  if (p.postmaster) return "postmaster local=" + escape_hex(p.address.local_part);
   std::string s;
-  if (!p.source_route.empty()) s = "route=" + esc(p.source_route) + " ";
+  if (!p.source_route.empty()) s = "route=" + escape_hex(p.source_route) + " ";
   return s + describe(p.address);
 }
 
@@ -104,8 +86,8 @@ std::string run(const std::string& grammar, std::string_view in, const wire::pat
   if (grammar == "literal") {
     const auto r = wire::parse_address_literal(in);
     if (!r) return err(r.error());
-    return "kind=" + std::string(wire::to_string(r->kind)) + " tag=" + esc(r->tag) +
-           " value=" + esc(r->value);
+    return "kind=" + std::string(wire::to_string(r->kind)) + " tag=" + escape_hex(r->tag) +
+           " value=" + escape_hex(r->value);
   }
   FAIL("unknown grammar " << grammar);
   return {};
@@ -187,7 +169,7 @@ TEST_CASE("write_local_part quotes only when needed", "[wire][path]") {
       {std::string_view("a\0b", 3), "", errc::command_value_invalid, false},
   };
   for (const auto& r : rows) {
-    INFO(esc(r.value));
+    INFO(escape_hex(r.value));
     std::string out;
     CHECK(wire::write_local_part(out, r.value, r.smtputf8 ? utf8 : wire::path_options{}) == r.e);
     CHECK(out == r.wire);
@@ -240,7 +222,7 @@ TEST_CASE("UTF-8 validation follows RFC 3629", "[wire][path][utf8]") {
   for (const char* bad : {"\xc0\x80", "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
                           "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\x80",
                           "\xc2", "\xe1\x80", "\xf1\x80\x80", "\xc2\x41", "\xff"}) {
-    INFO(esc(bad));
+    INFO(escape_hex(bad));
     CHECK_FALSE(is_valid_utf8(bad));
   }
 }

@@ -15,23 +15,7 @@ namespace sasl = smtpwire::wire::sasl;
 
 namespace {
 
-std::string esc(std::string_view s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string o;
-  for (char ch : s) {
-    const auto b = static_cast<unsigned char>(ch);
-    if (ch == '\\') {
-      o += "\\\\";
-    } else if (b < 0x20 || b >= 0x7f) {
-      o += "\\x";
-      o += hex[b >> 4];
-      o += hex[b & 15];
-    } else {
-      o += ch;
-    }
-  }
-  return o;
-}
+using smtpwire::test::escape_hex;
 
 // A test-only RFC 4648 decoder, to check that the vectors' bytes are what the
 // documents print (wire/base64.hpp is tested on its own).
@@ -72,8 +56,8 @@ std::string run(const std::string& codec, std::string_view input, const sasl::op
     const auto back = sasl::parse_plain(out, o);
     REQUIRE(back);
     CHECK(*back == *r);
-    return "authzid=" + esc(r->authzid) + " authcid=" + esc(r->authcid) +
-           " passwd=" + esc(r->passwd);
+    return "authzid=" + escape_hex(r->authzid) + " authcid=" + escape_hex(r->authcid) +
+           " passwd=" + escape_hex(r->passwd);
   }
   if (codec == "login-prompt") {
     const auto r = sasl::parse_login_prompt(input);
@@ -91,7 +75,7 @@ std::string run(const std::string& codec, std::string_view input, const sasl::op
     CHECK(r->data() == input.data());
     REQUIRE(sasl::write_login_response(out, *r, o) == errc::ok);
     CHECK(out == rewritten);
-    return "value=" + esc(*r);
+    return "value=" + escape_hex(*r);
   }
   if (codec == "xoauth2") {
     const auto r = sasl::parse_xoauth2(input, o);
@@ -101,7 +85,7 @@ std::string run(const std::string& codec, std::string_view input, const sasl::op
     const auto back = sasl::parse_xoauth2(out, o);
     REQUIRE(back);
     CHECK(*back == *r);
-    return "user=" + esc(r->user) + " token=" + esc(r->token);
+    return "user=" + escape_hex(r->user) + " token=" + escape_hex(r->token);
   }
   if (codec == "oauthbearer") {
     CHECK(sasl::is_oauthbearer_error_ack(input) == (input == "\x01"));
@@ -112,8 +96,9 @@ std::string run(const std::string& codec, std::string_view input, const sasl::op
     const auto back = sasl::parse_oauthbearer(out, o);
     REQUIRE(back);
     CHECK(*back == *r);
-    return std::string("cb=") + (r->cb_flag_y ? "y" : "n") + " authzid=" + esc(r->authzid) +
-           " host=" + esc(r->host) + " port=" + esc(r->port) + " token=" + esc(r->token);
+    return std::string("cb=") + (r->cb_flag_y ? "y" : "n") + " authzid=" + escape_hex(r->authzid) +
+           " host=" + escape_hex(r->host) + " port=" + escape_hex(r->port) +
+           " token=" + escape_hex(r->token);
   }
   if (codec == "oauth-error") {
     const auto r = sasl::parse_oauth_error(input);
@@ -123,8 +108,9 @@ std::string run(const std::string& codec, std::string_view input, const sasl::op
     const auto back = sasl::parse_oauth_error(out);
     REQUIRE(back);
     CHECK(*back == *r);
-    return "status=" + esc(r->status) + " scope=" + esc(r->scope) + " schemes=" + esc(r->schemes) +
-           " openid-configuration=" + esc(r->openid_configuration);
+    return "status=" + escape_hex(r->status) + " scope=" + escape_hex(r->scope) +
+           " schemes=" + escape_hex(r->schemes) +
+           " openid-configuration=" + escape_hex(r->openid_configuration);
   }
   FAIL("unknown codec " << codec);
   return {};
