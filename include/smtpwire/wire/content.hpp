@@ -15,32 +15,13 @@
 #define SMTPWIRE_WIRE_CONTENT_HPP
 
 #include <smtpwire/error.hpp>
+#include <smtpwire/wire/params.hpp>  // body_type
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 namespace smtpwire::wire {
-
-/// The BODY a message needs (RFC 1652 / RFC 6152 / RFC 3030 §3).
-enum class body_type : unsigned char {
-  seven_bit,       ///< BODY=7BIT: US-ASCII lines of at most 998 octets, no NUL
-  eight_bit_mime,  ///< BODY=8BITMIME: octets >= 0x80 in lines, no NUL
-  binary_mime,     ///< BODY=BINARYMIME: any octets, any line length (BDAT only)
-};
-
-/// The BODY parameter value for `b` ("7BIT", "8BITMIME", "BINARYMIME").
-constexpr std::string_view to_string(body_type b) noexcept {
-  switch (b) {
-    case body_type::seven_bit:
-      return "7BIT";
-    case body_type::eight_bit_mime:
-      return "8BITMIME";
-    case body_type::binary_mime:
-      return "BINARYMIME";
-  }
-  return "7BIT";
-}
 
 /// Longest text line in octets, CRLF excluded (RFC 5322 §2.1.1; RFC 5321
 /// §4.5.3.1.6 gives 1000 with CRLF). Longer lines need BINARYMIME.

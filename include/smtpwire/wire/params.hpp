@@ -328,10 +328,23 @@ constexpr bool operator!=(const unknown_params& a, const unknown_params& b) noex
 
 /// BODY values.
 enum class body_type : std::uint8_t {
-  seven_bit,       ///< 7BIT (RFC 6152)
-  eight_bit_mime,  ///< 8BITMIME (RFC 6152)
-  binary_mime,     ///< BINARYMIME (RFC 3030; requires BDAT)
+  seven_bit,       ///< 7BIT (RFC 6152): US-ASCII lines of at most 998 octets, no NUL
+  eight_bit_mime,  ///< 8BITMIME (RFC 6152): octets >= 0x80 in lines, no NUL
+  binary_mime,     ///< BINARYMIME (RFC 3030; requires BDAT): any octets, any line length
 };
+
+/// The BODY parameter value for `b` ("7BIT", "8BITMIME", "BINARYMIME").
+constexpr std::string_view to_string(body_type b) noexcept {
+  switch (b) {
+    case body_type::seven_bit:
+      return "7BIT";
+    case body_type::eight_bit_mime:
+      return "8BITMIME";
+    case body_type::binary_mime:
+      return "BINARYMIME";
+  }
+  return "7BIT";
+}
 
 /// RET values (RFC 3461 §4.3).
 enum class ret_type : std::uint8_t {
