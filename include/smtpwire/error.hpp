@@ -59,15 +59,15 @@ enum class errc : int {
   command_value_invalid,  ///< writer: a value would put CR, LF or NUL on the wire
 
   // -- paths and mailboxes (wire/path.hpp) --
-  path_syntax = 300,         ///< not "<" [A-d-l ":"] mailbox ">"
-  local_part_syntax,         ///< dot-string or quoted-string malformed
-  local_part_too_long,       ///< > 64 octets (RFC 5321 §4.5.3.1.1)
-  domain_syntax,             ///< not LDH labels separated by dots
-  domain_too_long,           ///< > 255 octets (RFC 5321 §4.5.3.1.2)
-  address_literal_invalid,   ///< [IPv4], [IPv6:...] or [tag:content] malformed
-  path_too_long,             ///< > 256 octets (RFC 5321 §4.5.3.1.3)
-  utf8_invalid,              ///< malformed, overlong or surrogate UTF-8
-  utf8_not_allowed,          ///< UTF-8 in an address without SMTPUTF8 (RFC 6531)
+  path_syntax = 300,        ///< not "<" [A-d-l ":"] mailbox ">"
+  local_part_syntax,        ///< dot-string or quoted-string malformed
+  local_part_too_long,      ///< > 64 octets (RFC 5321 §4.5.3.1.1)
+  domain_syntax,            ///< not LDH labels separated by dots
+  domain_too_long,          ///< > 255 octets (RFC 5321 §4.5.3.1.2)
+  address_literal_invalid,  ///< [IPv4], [IPv6:...] or [tag:content] malformed
+  path_too_long,            ///< > 256 octets (RFC 5321 §4.5.3.1.3)
+  utf8_invalid,             ///< malformed, overlong or surrogate UTF-8
+  utf8_not_allowed,         ///< UTF-8 in an address without SMTPUTF8 (RFC 6531)
 
   // -- ESMTP parameters (wire/params.hpp) --
   param_syntax = 400,     ///< keyword[=value] malformed
@@ -88,15 +88,28 @@ enum class errc : int {
   sasl_value_invalid,        ///< writer: a SASL field holding a byte or length it cannot carry
 
   // -- message content (wire/data.hpp, wire/bdat.hpp) --
-  data_bare_cr = 600,      ///< bare CR inside DATA content
-  data_bare_lf,            ///< bare LF inside DATA content
-  data_nul,                ///< NUL inside DATA content
-  data_8bit_not_declared,  ///< 8-bit content without BODY=8BITMIME/BINARYMIME
-  message_too_big,         ///< message exceeds the size limit (552 5.3.4)
-  data_8bit_not_offered,   ///< client: 8-bit content, server offers no 8BITMIME
+  data_bare_cr = 600,         ///< bare CR inside DATA content
+  data_bare_lf,               ///< bare LF inside DATA content
+  data_nul,                   ///< NUL inside DATA content
+  data_8bit_not_declared,     ///< 8-bit content without BODY=8BITMIME/BINARYMIME
+  message_too_big,            ///< message exceeds the size limit (552 5.3.4)
+  data_8bit_not_offered,      ///< client: 8-bit content, server offers no 8BITMIME
   data_binary_not_offered,    ///< client: content needs BINARYMIME+CHUNKING, not offered
   data_smtputf8_not_offered,  ///< client: non-ASCII headers, server offers no SMTPUTF8
 
+  // -- engines (client.hpp) --
+  tls_response_injection = 700,  ///< bytes received after the 220 reply to STARTTLS
+  tls_not_offered,               ///< TLS required, the server's EHLO offers no STARTTLS
+  tls_refused,                   ///< TLS required, STARTTLS answered with anything but 220
+  tls_helo_only,                 ///< TLS required, the server refused EHLO (HELO has no STARTTLS)
+  greeting_refused,              ///< the server's greeting was not 220 (e.g. 554)
+  hello_refused,                 ///< EHLO and HELO refused (LMTP: LHLO refused)
+  auth_not_offered,              ///< no SASL mechanism usable with the server's AUTH list
+  auth_requires_tls,             ///< credentials would go in clear (not allowed by config)
+  requiretls_not_offered,        ///< REQUIRETLS asked for without TLS or without the extension
+  reply_unexpected,              ///< a reply code the command in flight cannot receive
+  reply_unsolicited,             ///< a reply while no command is in flight
+  timeout,                       ///< the server did not answer within the configured time
   // -- API misuse by the application (not the peer) --
   api_bad_state = 900,  ///< a call that the current state does not allow
   api_value_invalid,    ///< a value the application passed is invalid
@@ -239,6 +252,21 @@ constexpr reply_template reply_for(errc e) noexcept {
       return {554, "5.6.3", "Content needs BINARYMIME and CHUNKING, not offered"};
     case errc::data_smtputf8_not_offered:
       return {554, "5.6.7", "Non-ASCII headers need SMTPUTF8, not offered"};
+    case errc::tls_response_injection:
+    case errc::tls_not_offered:
+    case errc::tls_refused:
+    case errc::tls_helo_only:
+    case errc::greeting_refused:
+    case errc::hello_refused:
+    case errc::auth_not_offered:
+    case errc::auth_requires_tls:
+    case errc::requiretls_not_offered:
+    case errc::reply_unexpected:
+    case errc::reply_unsolicited:
+    case errc::timeout:
+      // Client engine errors: the server's misbehaviour or the client's
+      // policy; no server reply applies.
+      break;
     case errc::api_bad_state:
     case errc::api_value_invalid:
       break;
@@ -315,6 +343,18 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(data_8bit_not_offered)
     SMTPWIRE_ERRC_NAME(data_binary_not_offered)
     SMTPWIRE_ERRC_NAME(data_smtputf8_not_offered)
+    SMTPWIRE_ERRC_NAME(tls_response_injection)
+    SMTPWIRE_ERRC_NAME(tls_not_offered)
+    SMTPWIRE_ERRC_NAME(tls_refused)
+    SMTPWIRE_ERRC_NAME(tls_helo_only)
+    SMTPWIRE_ERRC_NAME(greeting_refused)
+    SMTPWIRE_ERRC_NAME(hello_refused)
+    SMTPWIRE_ERRC_NAME(auth_not_offered)
+    SMTPWIRE_ERRC_NAME(auth_requires_tls)
+    SMTPWIRE_ERRC_NAME(requiretls_not_offered)
+    SMTPWIRE_ERRC_NAME(reply_unexpected)
+    SMTPWIRE_ERRC_NAME(reply_unsolicited)
+    SMTPWIRE_ERRC_NAME(timeout)
     SMTPWIRE_ERRC_NAME(api_bad_state)
     SMTPWIRE_ERRC_NAME(api_value_invalid)
 #undef SMTPWIRE_ERRC_NAME

@@ -1,0 +1,174 @@
+// Fuzz target for client.hpp: random server bytes against the high-level
+// delivery. Input: byte 0 picks the TLS policy (bits 0-1), pipelining (bit
+// 2), the AUTH mechanism (bits 3-5), 8BITMIME content (bit 6) and LMTP
+// (bit 7); byte 1
+// says where the TLS handshake happens (the first byte1 * len / 256 bytes are
+// plaintext, the rest arrives after tls_established); byte 2 seeds the
+// chunking; the rest is the server's byte stream. The application is
+// scripted: TLS when asked (the handshake completes exactly at the plaintext
+// boundary, so a start_tls reported later leaves the engine waiting), AUTH,
+// two messages of three recipients, QUIT.
+// Invariants (abort on violation): the log of events and the client's bytes
+// are the same whole, one octet at a time and in seeded random chunks; under
+// tls_policy::required nothing but EHLO (LHLO), STARTTLS and QUIT leaves the engine
+// before the handshake; the engine's buffers never grow.
+#include <smtpwire/client.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace {
+
+using namespace smtpwire;
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+struct outcome {
+  std::string log;
+  std::string sent;
+};
+
+// Every line the client wrote before TLS must be one of these.
+void check_cleartext(std::string_view sent) {
+  while (!sent.empty()) {
+    const std::size_t eol = sent.find("\r\n");
+    check(eol != std::string_view::npos);
+    const std::string_view line = sent.substr(0, eol);
+    check(line.rfind("EHLO ", 0) == 0 || line.rfind("LHLO ", 0) == 0 || line == "STARTTLS" ||
+          line == "QUIT");
+    sent.remove_prefix(eol + 2);
+  }
+}
+
+outcome run(std::uint8_t mode, std::string_view in, std::size_t plain,
+            const std::vector<std::size_t>& sizes) {
+  client_config cfg;
+  cfg.local_name = "client.example.org";
+  cfg.tls = static_cast<tls_policy>(mode & 3);
+  cfg.pipelining = (mode & 4) != 0;
+  cfg.lmtp = (mode & 128) != 0;
+  cfg.reply.max_lines = 64;
+  cfg.reply.max_reply_bytes = 4096;
+  client c{cfg};
+  const std::size_t cap = c.buffer_capacity();
+  outcome o;
+  const std::string_view to[] = {"a@example.com", "b@example.com", "c@example.net"};
+  sasl_plain plain_mech{"alice", "s3cret"};
+  sasl_login login_mech{"alice", "s3cret"};
+  sasl_xoauth2 xo{"alice@example.org", "ya29.token"};
+  sasl_oauthbearer ob{"ya29.token"};
+  const int auth = (mode >> 3) & 7;
+  bool authed = auth == 0;
+  int messages = 0;
+  bool tls_wanted = cfg.tls == tls_policy::implicit, tls_done = false;
+  const std::string_view content = (mode & 64)
+                                       ? std::string_view("Subject: \xc3\xa9\r\n\r\n.\r\nx\n.\n")
+                                       : std::string_view("Subject: a\r\n\r\n.\r\nx\n.\n");
+  auto drain = [&] {
+    o.sent += c.output();
+    c.consume_output(c.output().size());
+  };
+  auto pump = [&] {
+    for (int guard = 0; guard < 10000; ++guard) {
+      client_event e = c.next_event();
+      if (std::holds_alternative<std::monostate>(e)) break;
+      o.log += std::to_string(e.index());
+      if (auto er = std::get_if<client_events::error>(&e)) o.log += to_string(er->code);
+      o.log += ' ';
+      if (std::holds_alternative<client_events::start_tls>(e)) tls_wanted = true;
+      if (std::holds_alternative<client_events::send_content>(e)) {
+        std::string_view body = content;
+        while (!body.empty()) {
+          auto r = c.send_content(body);
+          if (!r) break;
+          body.remove_prefix(*r);
+          drain();
+        }
+        o.log += to_string(c.end_content());
+      }
+      if (std::holds_alternative<client_events::ready>(e)) {
+        if (!authed) {
+          authed = true;
+          errc r = errc::ok;
+          if (auth == 1) r = c.authenticate(plain_mech);
+          if (auth == 2) r = c.authenticate(login_mech);
+          if (auth == 3) r = c.authenticate(xo);
+          if (auth == 4) r = c.authenticate(ob);
+          if (auth >= 5) r = c.authenticate(credentials{"alice", "s3cret", {}, {}});
+          o.log += to_string(r);
+          if (r != errc::ok) (void)c.quit();
+        } else if (messages < 2) {
+          ++messages;
+          envelope env;
+          env.from = "alice@example.org";
+          env.recipients = to;
+          env.recipient_count = 3;
+          env.size = content.size();
+          env.body = (mode & 64) ? wire::body_type::eight_bit_mime : wire::body_type::seven_bit;
+          const errc r = c.send_mail(env);
+          o.log += to_string(r);
+          if (r != errc::ok) (void)c.quit();
+        } else {
+          (void)c.quit();
+        }
+      }
+      drain();
+    }
+    drain();
+    check(c.buffer_capacity() == cap);
+  };
+  auto handshake = [&] {
+    if (!tls_wanted || tls_done) return;
+    tls_done = true;
+    if (cfg.tls == tls_policy::required) check_cleartext(o.sent);
+    o.log += "tls:";
+    o.log += to_string(c.tls_established(tls_info{"TLSv1.3", "x", true, "mx"}));
+    drain();
+    pump();
+  };
+  std::size_t fed = 0, k = 0;
+  if (plain == 0) handshake();
+  while (fed < in.size()) {
+    std::size_t n = sizes.empty() ? in.size() : sizes[k++ % sizes.size()];
+    if (fed < plain && fed + n > plain) n = plain - fed;
+    std::string_view chunk = in.substr(fed, n);
+    while (!chunk.empty()) {
+      const std::size_t took = c.receive(chunk);
+      chunk.remove_prefix(took);
+      fed += took;
+      pump();
+      if (fed == plain) handshake();
+    }
+  }
+  pump();
+  if (cfg.tls == tls_policy::required && !c.tls_active()) check_cleartext(o.sent);
+  o.log += to_string(c.state());
+  return o;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 3 || size > 8192) return 0;
+  const std::uint8_t mode = data[0];
+  const std::string_view in(reinterpret_cast<const char*>(data) + 3, size - 3);
+  const std::size_t plain = (mode & 3) == 3 ? 0 : in.size() * data[1] / 255;
+  const outcome whole = run(mode, in, plain, {});
+  const outcome bytewise = run(mode, in, plain, {1});
+  check(whole.log == bytewise.log && whole.sent == bytewise.sent);
+  std::vector<std::size_t> sizes;
+  std::uint32_t seed = data[2] * 2654435761u + 1;
+  for (int i = 0; i < 16; ++i) {
+    seed = seed * 1103515245u + 12345u;
+    sizes.push_back(1 + (seed >> 16) % 97);
+  }
+  const outcome random = run(mode, in, plain, sizes);
+  check(whole.log == random.log && whole.sent == random.sent);
+  return 0;
+}

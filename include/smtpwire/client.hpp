@@ -1,0 +1,1713 @@
+// smtpwire — the client engine: a sans-I/O SMTP client session (RFC 5321)
+// with STARTTLS (RFC 3207), AUTH (RFC 4954), PIPELINING (RFC 2920), SIZE
+// (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531) and REQUIRETLS
+// (RFC 8689), that cannot be talked out of TLS; also an LMTP client
+// (RFC 2033: LHLO, one reply per accepted recipient after the content).
+//
+// Theory of operation.
+//
+// The engine never does I/O and never reads a clock. The application feeds
+// it the server's bytes (receive), pulls events (next_event) until it gets
+// std::monostate ("need more bytes"), and drains the bytes to send (output,
+// consume_output). Everything it allocates is allocated by the constructor:
+// an input buffer, an output buffer, the reply reader's buffers, a copy of
+// the EHLO reply, a SASL scratch buffer and the queue of commands in flight.
+// Afterwards the engine appends to those buffers only within their reserved
+// capacity; calls that would exceed it are refused (errc::api_bad_state) or
+// consume less (send_content).
+//
+// One delivery:
+//
+//   greeting 220 -> EHLO -> [STARTTLS -> 220 -> start_tls event; the caller
+//   runs the handshake and calls tls_established() -> EHLO again] -> ready
+//   event -> [authenticate() -> auth_result] -> send_mail(envelope) ->
+//   MAIL / RCPT... / DATA (one flight under PIPELINING) -> recipient events
+//   -> send_content event -> send_content(chunk)... end_content() ->
+//   message_accepted / message_rejected -> ready -> ... -> quit() -> closed.
+//
+// States and the transition table. client_state names the protocol position
+// (what the engine waits for); client_transition(state, reply_class) is the
+// one table that says what a reply of each class means in each state
+// (accepted, intermediate, refused, unexpected, closing, unsolicited). Every
+// reply goes through it; the code after it only decides what to send next.
+//
+// TLS guarantees (Poddebniak et al., "Why TLS is better without STARTTLS",
+// USENIX Security 2021):
+// - STARTTLS is sent alone, never pipelined. After its 220 the engine emits
+//   start_tls and takes no more plaintext: a byte already buffered after the
+//   220, or received before tls_established(), fails the session with
+//   errc::tls_response_injection and is never parsed.
+// - After tls_established() the pre-TLS capabilities are forgotten and EHLO
+//   is sent again.
+// - Under tls_policy::required (the default) a server that offers no
+//   STARTTLS, answers it with anything but 220, or refuses EHLO fails the
+//   session (tls_not_offered, tls_refused, tls_helo_only) before any MAIL,
+//   RCPT, AUTH or content can leave the engine: the ready state is reachable
+//   only over TLS.
+// - Credentials never leave in clear unless client_config::auth_in_clear.
+//
+// Lifetimes. Strings in events are views into the engine's buffers (or the
+// application's envelope), valid until the next call on the engine; the
+// capabilities event's pointer stays valid until the next EHLO. The
+// envelope's strings, and a SASL mechanism passed to authenticate(), must
+// stay valid until the transaction's (or the exchange's) final event.
+//
+// Not implemented (refused, never half-done): BDAT/CHUNKING and
+// BODY=BINARYMIME, typed DSN parameters (pass them as raw parameter
+// text: envelope::mail_params and envelope::rcpt_params).
+#ifndef SMTPWIRE_CLIENT_HPP
+#define SMTPWIRE_CLIENT_HPP
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "smtpwire/detail/chars.hpp"
+#include "smtpwire/error.hpp"
+#include "smtpwire/tls_info.hpp"
+#include "smtpwire/wire/base64.hpp"
+#include "smtpwire/wire/command.hpp"
+#include "smtpwire/wire/content.hpp"
+#include "smtpwire/wire/data.hpp"
+#include "smtpwire/wire/ehlo.hpp"
+#include "smtpwire/wire/path.hpp"
+#include "smtpwire/wire/reply.hpp"
+#include "smtpwire/wire/sasl.hpp"
+
+namespace smtpwire {
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+/// When the session must be encrypted.
+enum class tls_policy : std::uint8_t {
+  none,           ///< never send STARTTLS
+  opportunistic,  ///< STARTTLS when offered; continue in clear when not offered or refused
+  required,       ///< STARTTLS or nothing: fail before any MAIL, AUTH or content (default)
+  implicit,       ///< RFC 8314 port 465: the caller runs TLS before the greeting
+};
+
+/// "none", "opportunistic", "required" or "implicit".
+constexpr std::string_view to_string(tls_policy p) noexcept {
+  switch (p) {
+    case tls_policy::none:
+      return "none";
+    case tls_policy::opportunistic:
+      return "opportunistic";
+    case tls_policy::required:
+      return "required";
+    case tls_policy::implicit:
+      return "implicit";
+  }
+  return "unknown";
+}
+
+/// How long the client waits for each reply (RFC 5321 §4.5.3.2). The
+/// defaults are the RFC's minimums.
+struct client_timeouts {
+  std::chrono::seconds greeting{300};  ///< initial 220; default 5 min, RFC §4.5.3.2.1 minimum 5 min
+  std::chrono::seconds mail{300};      ///< MAIL; default 5 min, RFC §4.5.3.2.2 minimum 5 min
+  std::chrono::seconds rcpt{300};      ///< RCPT; default 5 min, RFC §4.5.3.2.3 minimum 5 min
+  std::chrono::seconds data_init{
+      120};  ///< 354 to DATA; default 2 min, RFC §4.5.3.2.4 minimum 2 min
+  std::chrono::seconds data_term{
+      600};  ///< reply to ".": default 10 min, RFC §4.5.3.2.6 minimum 10 min
+  /// Every other reply (EHLO, STARTTLS, AUTH, RSET, QUIT, …); RFC 5321 sets
+  /// none, 5 min follows the MAIL and RCPT values.
+  std::chrono::seconds other{300};  ///< default 5 min; no RFC minimum
+};
+
+/// Configuration of a client engine; copied by the constructor (local_name
+/// included).
+struct client_config {
+  /// The name sent in EHLO/HELO: a domain or an address literal
+  /// ("[192.0.2.1]"); checked by the constructor (a bad name makes
+  /// client::config_error() api_value_invalid and the engine unusable).
+  std::string_view local_name = "localhost";
+  tls_policy tls = tls_policy::required;  ///< default required
+  /// Let AUTH send credentials without TLS. Default false: authenticate()
+  /// refuses with errc::auth_requires_tls.
+  bool auth_in_clear = false;
+  /// Send MAIL, RCPT… and DATA in one flight when the server offers
+  /// PIPELINING (RFC 2920). Default true.
+  bool pipelining = true;
+  /// Speak LMTP (RFC 2033): LHLO instead of EHLO (no HELO fallback), and
+  /// after the content one reply per accepted recipient, each reported as a
+  /// delivery event. Default false.
+  bool lmtp = false;
+  /// Reply limits (line length, lines, bytes per reply; see reply_options).
+  wire::reply_options reply;
+  /// Most recipients in one transaction; RFC 5321 §4.5.3.1.8 requires a
+  /// server to accept at least 100.
+  std::size_t max_recipients = 100;  ///< default 100; RFC 5321 §4.5.3.1.8 minimum 100
+  /// Octets the engine buffers from receive() before the caller pulls events.
+  std::size_t input_buffer = 16384;  ///< default 16 KiB; no RFC minimum
+  /// Octets of output the engine holds before the caller drains it; a whole
+  /// pipelined MAIL/RCPT/DATA flight must fit.
+  std::size_t output_buffer = 65536;  ///< default 64 KiB; at least 16 KiB is used
+  client_timeouts timeouts;           ///< RFC 5321 §4.5.3.2 waits
+};
+
+// ---------------------------------------------------------------------------
+// States and the transition table
+// ---------------------------------------------------------------------------
+
+/// Where the session is: mostly, which reply the engine waits for.
+enum class client_state : std::uint8_t {
+  tls_handshake,  ///< waiting for tls_established() (implicit TLS, or after STARTTLS's 220)
+  greeting,       ///< waiting for the 220 greeting
+  ehlo,           ///< EHLO (LMTP: LHLO) sent
+  helo,           ///< HELO sent (EHLO refused, policy allows it)
+  starttls,       ///< STARTTLS sent
+  auth,           ///< AUTH or a SASL response sent
+  ready,          ///< idle: send_mail, authenticate, command or quit may be called
+  mail,           ///< waiting for the reply to MAIL
+  rcpt,           ///< waiting for the reply to a RCPT
+  data,           ///< waiting for the 354 to DATA
+  content,        ///< the application streams the message (send_content / end_content)
+  data_end,       ///< waiting for the reply to the end of data
+  rset,           ///< waiting for the reply to RSET
+  command,        ///< waiting for the reply to a low-level command (NOOP, VRFY, …)
+  quit,           ///< QUIT sent
+  closed,         ///< the session ended (221 to QUIT, or 421)
+  failed,         ///< a fatal error; see client::error()
+};
+
+/// Number of client_state values.
+inline constexpr std::size_t client_state_count = 17;
+
+/// The state's name ("awaiting" positions are named after what was sent).
+constexpr std::string_view to_string(client_state s) noexcept {
+  switch (s) {
+    case client_state::tls_handshake:
+      return "tls_handshake";
+    case client_state::greeting:
+      return "greeting";
+    case client_state::ehlo:
+      return "ehlo";
+    case client_state::helo:
+      return "helo";
+    case client_state::starttls:
+      return "starttls";
+    case client_state::auth:
+      return "auth";
+    case client_state::ready:
+      return "ready";
+    case client_state::mail:
+      return "mail";
+    case client_state::rcpt:
+      return "rcpt";
+    case client_state::data:
+      return "data";
+    case client_state::content:
+      return "content";
+    case client_state::data_end:
+      return "data_end";
+    case client_state::rset:
+      return "rset";
+    case client_state::command:
+      return "command";
+    case client_state::quit:
+      return "quit";
+    case client_state::closed:
+      return "closed";
+    case client_state::failed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+/// The class of a reply (RFC 5321 §4.2.1), with 421 apart (§3.8: the
+/// server is closing the channel, whatever was asked).
+enum class reply_class : std::uint8_t {
+  positive_completion,    ///< 2yz
+  positive_intermediate,  ///< 3yz
+  transient,              ///< 4yz other than 421
+  permanent,              ///< 5yz
+  service_closing,        ///< 421
+};
+
+/// Number of reply_class values.
+inline constexpr std::size_t reply_class_count = 5;
+
+/// "2yz", "3yz", "4yz", "5yz" or "421".
+constexpr std::string_view to_string(reply_class c) noexcept {
+  switch (c) {
+    case reply_class::positive_completion:
+      return "2yz";
+    case reply_class::positive_intermediate:
+      return "3yz";
+    case reply_class::transient:
+      return "4yz";
+    case reply_class::permanent:
+      return "5yz";
+    case reply_class::service_closing:
+      return "421";
+  }
+  return "unknown";
+}
+
+/// The class of a valid reply code (200..559).
+constexpr reply_class class_of(int code) noexcept {
+  if (code == 421) return reply_class::service_closing;
+  switch (code / 100) {
+    case 2:
+      return reply_class::positive_completion;
+    case 3:
+      return reply_class::positive_intermediate;
+    case 4:
+      return reply_class::transient;
+    default:
+      return reply_class::permanent;
+  }
+}
+
+/// What a reply means in a state.
+enum class reply_outcome : std::uint8_t {
+  accepted,      ///< the command succeeded (or, for DATA, 354: send the content)
+  intermediate,  ///< AUTH: 334, a SASL challenge
+  refused,       ///< the command failed (4yz temporary, 5yz permanent)
+  unexpected,    ///< a class the command cannot receive: fatal errc::reply_unexpected
+  closing,       ///< 421, or any reply to QUIT: the session is over
+  unsolicited,   ///< no command in flight: fatal errc::reply_unsolicited
+  injection,     ///< tls_handshake: fatal errc::tls_response_injection
+  ignored,       ///< closed or failed: the bytes are dropped
+};
+
+/// The outcome's name.
+constexpr std::string_view to_string(reply_outcome o) noexcept {
+  switch (o) {
+    case reply_outcome::accepted:
+      return "accepted";
+    case reply_outcome::intermediate:
+      return "intermediate";
+    case reply_outcome::refused:
+      return "refused";
+    case reply_outcome::unexpected:
+      return "unexpected";
+    case reply_outcome::closing:
+      return "closing";
+    case reply_outcome::unsolicited:
+      return "unsolicited";
+    case reply_outcome::injection:
+      return "injection";
+    case reply_outcome::ignored:
+      return "ignored";
+  }
+  return "unknown";
+}
+
+namespace detail {
+using ro = reply_outcome;
+// Rows in client_state order; columns 2yz, 3yz, 4yz, 5yz, 421.
+// RFC 5321 §4.3.2 lists the replies each command may get: 3yz only for DATA
+// (354) and, by RFC 4954, for AUTH (334); 421 may come "in response to any
+// command". RFC 5321 §4.1.1.10: "The receiver MUST send a "221 OK" reply"
+// to QUIT, and nothing may follow it, so every reply to QUIT ends the session.
+inline constexpr reply_outcome client_table[client_state_count][reply_class_count] = {
+    /* tls_handshake */ {ro::injection, ro::injection, ro::injection, ro::injection, ro::injection},
+    /* greeting */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* ehlo     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* helo     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* starttls */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* auth     */ {ro::accepted, ro::intermediate, ro::refused, ro::refused, ro::closing},
+    /* ready    */
+    {ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::closing},
+    /* mail     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* rcpt     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* data     */ {ro::unexpected, ro::accepted, ro::refused, ro::refused, ro::closing},
+    /* content  */
+    {ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::closing},
+    /* data_end */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* rset     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* command  */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* quit     */ {ro::closing, ro::closing, ro::closing, ro::closing, ro::closing},
+    /* closed   */ {ro::ignored, ro::ignored, ro::ignored, ro::ignored, ro::ignored},
+    /* failed   */ {ro::ignored, ro::ignored, ro::ignored, ro::ignored, ro::ignored},
+};
+}  // namespace detail
+
+/// The transition table: what a reply of class `c` means in state `s`.
+constexpr reply_outcome client_transition(client_state s, reply_class c) noexcept {
+  return detail::client_table[static_cast<std::size_t>(s)][static_cast<std::size_t>(c)];
+}
+
+// ---------------------------------------------------------------------------
+// SASL mechanisms
+// ---------------------------------------------------------------------------
+
+/// A client SASL mechanism (RFC 4422) as the engine drives it over AUTH
+/// (RFC 4954). Messages are DECODED octets; the engine does the base64.
+/// Built-in: sasl_plain, sasl_login, sasl_xoauth2, sasl_oauthbearer; other
+/// mechanisms (SCRAM, CRAM-MD5: they need a hash library) implement this
+/// interface outside the core and are passed to client::authenticate().
+class sasl_client_mechanism {
+ public:
+  /// The mechanism name sent after AUTH ("PLAIN", "SCRAM-SHA-256", …).
+  virtual std::string_view name() const noexcept = 0;
+  /// Appends the initial response to `out` and sets `present`, or leaves
+  /// `present` false to send none (RFC 4954 §4). An empty present response
+  /// goes out as "=". Returns errc::ok or an error (nothing is sent).
+  virtual errc initial_response(std::string& out, bool& present) = 0;
+  /// Appends the response to the decoded server challenge `challenge`;
+  /// returning an error makes the engine cancel the exchange with "*".
+  virtual errc respond(std::string_view challenge, std::string& out) = 0;
+
+ protected:
+  ~sasl_client_mechanism() = default;
+};
+
+/// PLAIN (RFC 4616) with an initial response. The views must outlive the
+/// exchange.
+class sasl_plain final : public sasl_client_mechanism {
+ public:
+  /// `authzid` may be empty ("act as myself").
+  sasl_plain(std::string_view authcid, std::string_view passwd, std::string_view authzid = {})
+      : v_{authzid, authcid, passwd} {}
+  std::string_view name() const noexcept override { return "PLAIN"; }
+  errc initial_response(std::string& out, bool& present) override {
+    present = true;
+    return wire::sasl::write_plain(out, v_);
+  }
+  /// PLAIN has a single message: any challenge is refused.
+  errc respond(std::string_view, std::string&) override { return errc::sasl_message_invalid; }
+
+ private:
+  wire::sasl::plain v_;
+};
+
+/// LOGIN (draft-murchison-sasl-login): user name and password, each in
+/// answer to one 334 challenge, by step order. The views must outlive the
+/// exchange.
+class sasl_login final : public sasl_client_mechanism {
+ public:
+  sasl_login(std::string_view user, std::string_view passwd) : user_(user), passwd_(passwd) {}
+  std::string_view name() const noexcept override { return "LOGIN"; }
+  errc initial_response(std::string&, bool& present) override {
+    present = false;
+    step_ = 0;
+    return errc::ok;
+  }
+  /// The first challenge gets the user name, the second the password, a
+  /// third is refused.
+  errc respond(std::string_view, std::string& out) override {
+    if (step_ >= 2) return errc::sasl_message_invalid;
+    return wire::sasl::write_login_response(out, step_++ == 0 ? user_ : passwd_);
+  }
+
+ private:
+  std::string_view user_, passwd_;
+  int step_ = 0;
+};
+
+/// XOAUTH2 (Google): user and OAuth 2.0 access token in the initial
+/// response. A 334 challenge carries the server's JSON error; the answer is
+/// an empty response, after which the server sends the failure reply.
+class sasl_xoauth2 final : public sasl_client_mechanism {
+ public:
+  sasl_xoauth2(std::string_view user, std::string_view token) : v_{user, token} {}
+  std::string_view name() const noexcept override { return "XOAUTH2"; }
+  errc initial_response(std::string& out, bool& present) override {
+    present = true;
+    answered_ = false;
+    return wire::sasl::write_xoauth2(out, v_);
+  }
+  errc respond(std::string_view, std::string&) override {
+    if (answered_) return errc::sasl_message_invalid;
+    answered_ = true;
+    return errc::ok;
+  }
+
+ private:
+  wire::sasl::xoauth2 v_;
+  bool answered_ = false;
+};
+
+/// OAUTHBEARER (RFC 7628): the GS2 header and the bearer token in the
+/// initial response; an error challenge (§3.2.3) is answered with the
+/// single ^A the RFC prescribes.
+class sasl_oauthbearer final : public sasl_client_mechanism {
+ public:
+  /// `authzid` in RFC 5801 wire form, may be empty.
+  explicit sasl_oauthbearer(std::string_view token, std::string_view authzid = {}) {
+    v_.token = token;
+    v_.authzid = authzid;
+  }
+  std::string_view name() const noexcept override { return "OAUTHBEARER"; }
+  errc initial_response(std::string& out, bool& present) override {
+    present = true;
+    answered_ = false;
+    return wire::sasl::write_oauthbearer(out, v_);
+  }
+  errc respond(std::string_view, std::string& out) override {
+    if (answered_) return errc::sasl_message_invalid;
+    answered_ = true;
+    out.append(wire::sasl::oauthbearer_error_ack);
+    return errc::ok;
+  }
+
+ private:
+  wire::sasl::oauthbearer v_;
+  bool answered_ = false;
+};
+
+/// What authenticate(const credentials&) may use; the views must outlive
+/// the exchange.
+struct credentials {
+  std::string_view user;      ///< authentication identity (PLAIN authcid, LOGIN user, OAuth user)
+  std::string_view password;  ///< PLAIN/LOGIN password; empty when using a token
+  std::string_view token;     ///< OAuth 2.0 bearer token (XOAUTH2, OAUTHBEARER); empty when none
+  std::string_view authzid;   ///< PLAIN / OAUTHBEARER authorization identity; usually empty
+};
+
+// ---------------------------------------------------------------------------
+// Envelope and events
+// ---------------------------------------------------------------------------
+
+/// One message's envelope and its MAIL parameters. The strings and arrays
+/// must stay valid until the transaction's final event.
+struct envelope {
+  /// The reverse-path mailbox without brackets ("alice@example.org"); empty
+  /// for the null reverse-path "<>".
+  std::string_view from;
+  const std::string_view* recipients = nullptr;  ///< forward-path mailboxes, without brackets
+  std::size_t recipient_count = 0;               ///< 1..client_config::max_recipients
+  /// Message size for SIZE= (RFC 1870), when the server offers SIZE; 0 = not
+  /// declared. A size above the server's advertised limit is refused before
+  /// anything is sent (errc::message_too_big).
+  std::uint64_t size = 0;
+  /// BODY= (RFC 6152): eight_bit_mime needs the server's 8BITMIME
+  /// (errc::data_8bit_not_offered otherwise); binary_mime needs BDAT, which
+  /// this engine does not implement (errc::api_value_invalid). Under
+  /// seven_bit, content octets >= 0x80 fail the session
+  /// (errc::data_8bit_not_declared) before they are sent.
+  wire::body_type body = wire::body_type::seven_bit;
+  /// Declare SMTPUTF8 (RFC 6531 §3.4); set automatically when an address is
+  /// not ASCII. Needs the server's SMTPUTF8 (errc::utf8_not_allowed).
+  bool smtputf8 = false;
+  /// Declare REQUIRETLS (RFC 8689 §4.1): only over TLS and when offered
+  /// (errc::requiretls_not_offered otherwise).
+  bool requiretls = false;
+  /// Further MAIL parameters as written (e.g. "RET=HDRS ENVID=q1"); checked
+  /// as esmtp-params by the command writer, never containing CR, LF or NUL.
+  std::string_view mail_params;
+  /// Per-recipient RCPT parameters (e.g. "NOTIFY=FAILURE"), recipient_count
+  /// entries, or nullptr for none.
+  const std::string_view* rcpt_params = nullptr;
+};
+
+/// Which step of a transaction failed (message_rejected).
+enum class rejection_stage : std::uint8_t {
+  mail,        ///< MAIL refused
+  recipients,  ///< no recipient accepted
+  data,        ///< DATA refused
+  content,     ///< the reply to the end of data was negative
+};
+
+/// "mail", "recipients", "data" or "content".
+constexpr std::string_view to_string(rejection_stage s) noexcept {
+  switch (s) {
+    case rejection_stage::mail:
+      return "mail";
+    case rejection_stage::recipients:
+      return "recipients";
+    case rejection_stage::data:
+      return "data";
+    case rejection_stage::content:
+      return "content";
+  }
+  return "unknown";
+}
+
+/// The events of a client session. Reply views: see wire::reply_view (code,
+/// enhanced code, lines, raw bytes; is_transient() / is_permanent()).
+namespace client_events {
+/// The server's 220 greeting.
+struct greeting {
+  wire::reply_view reply;
+};
+/// The capabilities of the last EHLO (or an empty set after HELO).
+struct capabilities {
+  const wire::capabilities* caps;  ///< valid until the next EHLO
+  bool extended;                   ///< false after the HELO fallback
+  bool tls;                        ///< learned over TLS
+};
+/// STARTTLS got 220: run the TLS handshake now, then call tls_established().
+/// Nothing more is read in clear.
+struct start_tls {
+  wire::reply_view reply;
+};
+/// The session is idle: authenticate, send_mail, command or quit.
+struct ready {};
+/// The end of an AUTH exchange (RFC 4954 §6: 235 success; 535, 534, 454,
+/// 501, … failure). The session stays usable either way.
+struct auth_result {
+  bool success;
+  std::string_view mechanism;  ///< the mechanism name
+  wire::reply_view reply;
+};
+/// The reply to one RCPT (not sent after MAIL was refused).
+struct recipient {
+  std::size_t index;         ///< into envelope::recipients
+  std::string_view address;  ///< envelope::recipients[index]
+  bool accepted;             ///< 2yz (250, 251, 252)
+  wire::reply_view reply;
+};
+/// DATA got 354 and at least one recipient was accepted: call
+/// send_content() with the message, then end_content().
+struct send_content {};
+/// LMTP only (RFC 2033 §4.2): the reply for one accepted recipient after
+/// the content, in recipient order; message_accepted or message_rejected
+/// (stage content) follows the last one.
+struct delivery {
+  std::size_t index;         ///< into envelope::recipients
+  std::string_view address;  ///< envelope::recipients[index]
+  bool delivered;            ///< 2yz
+  wire::reply_view reply;
+};
+/// The message was accepted for the accepted recipients (LMTP: for at least
+/// one of them; `recipients` counts the deliveries, `reply` is the last one).
+struct message_accepted {
+  std::size_t recipients;  ///< accepted recipients (LMTP: delivered ones)
+  wire::reply_view reply;
+};
+/// The message was not transmitted (mail, recipients, data) or was refused
+/// after its content (content). reply.is_transient(): try again later.
+struct message_rejected {
+  rejection_stage stage;
+  wire::reply_view reply;
+};
+/// The reply to a low-level command (NOOP, RSET, VRFY, EXPN, HELP).
+struct command_reply {
+  wire::verb verb;
+  wire::reply_view reply;
+};
+/// The session ended: 221 to QUIT, or 421 at any time. Close the connection.
+struct closed {
+  wire::reply_view reply;
+};
+/// A fatal error; the session is over. `reply` is the offending reply when
+/// there is one (its code is 0 otherwise). Flush output() (it may hold a
+/// final QUIT), then close the connection.
+struct error {
+  errc code;
+  wire::reply_view reply;
+};
+}  // namespace client_events
+
+/// One event, or std::monostate when the engine needs more input.
+using client_event =
+    std::variant<std::monostate, client_events::greeting, client_events::capabilities,
+                 client_events::start_tls, client_events::ready, client_events::auth_result,
+                 client_events::recipient, client_events::send_content, client_events::delivery,
+                 client_events::message_accepted, client_events::message_rejected,
+                 client_events::command_reply, client_events::closed, client_events::error>;
+
+// ---------------------------------------------------------------------------
+// The engine
+// ---------------------------------------------------------------------------
+
+/// A sans-I/O SMTP client session. Not thread-safe; one per connection.
+class client {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  /// A session about to read the greeting (or, under tls_policy::implicit,
+  /// to be told that TLS is up). Allocates every buffer it will use.
+  explicit client(const client_config& cfg = {});
+
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  /// Back to the state of a new connection with the same configuration,
+  /// keeping every buffer (no allocation): for the next connection.
+  void reset() noexcept;
+
+  /// errc::api_value_invalid when client_config::local_name is not a domain
+  /// or address literal (then the engine is in state failed), else errc::ok.
+  errc config_error() const noexcept { return config_error_; }
+
+  // -- bytes in, events out --------------------------------------------------
+
+  /// Stores server bytes (decrypted, when TLS is up) for next_event();
+  /// returns how many were taken: fewer than given when the input buffer is
+  /// full (pull events, then pass the rest). In tls_handshake state any
+  /// byte is a response injection and fails the session; in closed and
+  /// failed states bytes are taken and dropped.
+  std::size_t receive(std::string_view bytes) noexcept;
+
+  /// The next event, or std::monostate when more input is needed (or the
+  /// session is over). Views in the event are valid until the next call on
+  /// the engine.
+  client_event next_event() noexcept;
+
+  /// Bytes to send to the server, valid until the next call that changes
+  /// output (consume_output, or any call that sends a command).
+  std::string_view output() const noexcept { return std::string_view(out_).substr(out_pos_); }
+  /// Marks the first `n` bytes of output() as sent (n is capped at its size).
+  void consume_output(std::size_t n) noexcept;
+
+  // -- TLS --------------------------------------------------------------------
+
+  /// Reports the TLS handshake done (after start_tls, or at the start of an
+  /// implicit-TLS session). Forgets everything learned in clear and sends
+  /// EHLO again (or waits for the greeting under implicit TLS). Errors:
+  /// api_bad_state outside tls_handshake; tls_response_injection (fatal)
+  /// when plaintext arrived after the 220.
+  errc tls_established(const tls_info& info) noexcept;
+
+  /// True once TLS is up.
+  bool tls_active() const noexcept { return tls_; }
+  /// The TLS facts reported by tls_established() (views owned by the adapter).
+  const tls_info& tls() const noexcept { return tls_info_; }
+
+  // -- high level --------------------------------------------------------------
+
+  /// Starts AUTH (RFC 4954) with `mech`, which must outlive the exchange.
+  /// Allowed in ready. Errors (nothing sent): api_bad_state; auth_requires_tls
+  /// without TLS unless auth_in_clear; auth_not_offered when the server's
+  /// last EHLO did not list the mechanism; the mechanism's own error for a
+  /// value it cannot encode.
+  errc authenticate(sasl_client_mechanism& mech);
+
+  /// Picks the mechanism from what the server offers (OAUTHBEARER, XOAUTH2
+  /// with a token; PLAIN, LOGIN with a password) and starts AUTH. Errors as
+  /// authenticate(mech), auth_not_offered when no mechanism fits.
+  errc authenticate(const credentials& c);
+
+  /// Starts a transaction: MAIL, RCPT for each recipient, DATA — in one
+  /// flight when PIPELINING is offered and enabled. Allowed in ready. All
+  /// checks happen before anything is written (nothing is sent on error):
+  /// api_bad_state (state, or output full), api_value_invalid (no or too
+  /// many recipients, BODY=BINARYMIME), the path.hpp errors for a bad
+  /// address, command_value_invalid for parameters the writer refuses
+  /// (CR, LF, NUL included), message_too_big, data_8bit_not_offered,
+  /// utf8_not_allowed, requiretls_not_offered.
+  errc send_mail(const envelope& env);
+
+  /// Streams message octets after the send_content event, dot-stuffed by
+  /// wire::data_encoder (bare CR / LF sent as CRLF). Returns the octets
+  /// taken (fewer when output is full: drain it and pass the rest). Errors:
+  /// api_bad_state; data_nul and data_8bit_not_declared fail the session
+  /// (the server is mid-DATA: nothing can repair it).
+  result<std::size_t> send_content(std::string_view chunk) noexcept;
+
+  /// Ends the message ("." line, after a CRLF when the content lacks one).
+  /// Errors: api_bad_state (not in content, or output full).
+  errc end_content() noexcept;
+
+  /// Sends QUIT (allowed in ready). Errors: api_bad_state.
+  errc quit();
+
+  // -- low level ---------------------------------------------------------------
+
+  /// Sends one of NOOP, RSET, VRFY, EXPN, HELP with `argument` (required for
+  /// VRFY and EXPN, optional for NOOP and HELP, none for RSET); its reply
+  /// comes as a command_reply event. Allowed in ready. Errors:
+  /// api_bad_state; api_value_invalid for another verb;
+  /// command_value_invalid for an argument the writer refuses.
+  errc command(wire::verb v, std::string_view argument = {});
+
+  // -- time ------------------------------------------------------------------
+
+  /// When the current wait expires: the time of the first check_time() call
+  /// since the wait began, plus its timeout; nullopt when no reply is
+  /// awaited or the clock of this wait has not been started yet.
+  std::optional<time_point> deadline() const noexcept;
+
+  /// Tells the engine the time: starts the clock of a new wait, or fails the
+  /// session with errc::timeout (an error event) when `now` is past the
+  /// deadline. Call it after receive(), after sending output and when
+  /// deadline() passes.
+  void check_time(time_point now) noexcept;
+
+  // -- inspection --------------------------------------------------------------
+
+  client_state state() const noexcept { return state_; }
+  /// The fatal error, errc::ok when none.
+  errc error() const noexcept { return error_; }
+  /// The capabilities of the last EHLO (empty before, and after STARTTLS
+  /// until the new EHLO reply).
+  const wire::capabilities& capabilities() const noexcept { return ehlo_.value(); }
+  /// True after a 235 to AUTH.
+  bool authenticated() const noexcept { return authenticated_; }
+  /// Octets allocated by the constructor for all buffers.
+  std::size_t buffer_capacity() const noexcept {
+    return in_.capacity() + out_.capacity() + caps_buf_.capacity() + scratch_.capacity() +
+           reader_.buffer_capacity() + pending_.capacity() * sizeof(pending) +
+           accepted_index_.capacity() * sizeof(std::uint32_t);
+  }
+
+ private:
+  enum class kind : std::uint8_t { mail, rcpt, data, data_end, discard_end, rset, command };
+  struct pending {
+    kind k;
+    std::uint32_t index;  // rcpt: recipient index; command: verb
+  };
+
+  std::chrono::seconds timeout_of(client_state s) const noexcept;
+  void set_state(client_state s) noexcept {
+    state_ = s;
+    wait_started_ = false;
+  }
+  void push_event(const client_event& e) noexcept {
+    if (ev_count_ < events_.size()) events_[(ev_head_ + ev_count_++) % events_.size()] = e;
+  }
+  void fail(errc e, wire::reply_view r = {}, bool send_quit = false);
+  void become_ready() noexcept {
+    set_state(client_state::ready);
+    push_event(client_events::ready{});
+  }
+  std::size_t out_free() noexcept;
+  bool write(const wire::command& c);
+  void send_ehlo();
+  void send_helo();
+  void after_ehlo();
+  void handle(const wire::reply_view& r);
+  void handle_setup(reply_outcome o, const wire::reply_view& r);
+  void handle_auth(reply_outcome o, const wire::reply_view& r);
+  void handle_txn(reply_outcome o, const wire::reply_view& r);
+  void send_next_txn_command();
+  void store_capabilities(const wire::reply_view& r);
+  void send_auth_response(std::string_view b64_challenge);
+  void check_injection() noexcept {
+    if (state_ == client_state::tls_handshake && (in_pos_ < in_.size() || !reader_.idle()))
+      fail(errc::tls_response_injection);
+  }
+
+  client_config cfg_;
+  std::string local_name_;
+  wire::address_kind local_kind_ = wire::address_kind::domain;
+  errc config_error_ = errc::ok;
+  client_state state_;
+  errc error_ = errc::ok;
+  bool tls_ = false;
+  tls_info tls_info_;
+  bool authenticated_ = false;
+  bool extended_ = false;  // the last hello was EHLO
+
+  std::string in_;
+  std::size_t in_pos_ = 0;
+  std::string out_;
+  std::size_t out_pos_ = 0;
+  wire::reply_reader reader_;
+  std::string caps_buf_;
+  wire::ehlo_reader ehlo_;
+  std::string scratch_;
+
+  std::array<client_event, 4> events_{};
+  std::size_t ev_head_ = 0, ev_count_ = 0;
+
+  std::vector<pending> pending_;
+  std::size_t pend_head_ = 0;
+
+  // transaction
+  envelope env_{};
+  bool pipelined_ = false;
+  std::size_t rcpt_sent_ = 0;
+  std::size_t accepted_ = 0;
+  std::size_t delivered_ = 0;                  // LMTP: 2yz after the content
+  std::vector<std::uint32_t> accepted_index_;  // LMTP: who gets a reply after the content
+  bool mail_ok_ = false;
+  bool rejected_ = false;  // message_rejected already emitted for this transaction
+  wire::data_encoder encoder_;
+  wire::path_options path_opt_{};
+
+  // auth
+  sasl_client_mechanism* mech_ = nullptr;
+  std::optional<sasl_plain> plain_;
+  std::optional<sasl_login> login_;
+  std::optional<sasl_xoauth2> xoauth2_;
+  std::optional<sasl_oauthbearer> oauthbearer_;
+
+  // time
+  bool wait_started_ = false;
+  time_point wait_start_{};
+};
+
+// ---------------------------------------------------------------------------
+// Implementation
+// ---------------------------------------------------------------------------
+
+inline client::client(const client_config& cfg)
+    : cfg_(cfg),
+      local_name_(cfg.local_name),
+      state_(cfg.tls == tls_policy::implicit ? client_state::tls_handshake
+                                             : client_state::greeting),
+      reader_(cfg.reply) {
+  if (cfg_.max_recipients < 1) cfg_.max_recipients = 1;
+  if (cfg_.input_buffer < 512) cfg_.input_buffer = 512;
+  if (cfg_.output_buffer < 16384) cfg_.output_buffer = 16384;
+  cfg_.local_name = local_name_;
+  in_.reserve(cfg_.input_buffer);
+  out_.reserve(cfg_.output_buffer);
+  caps_buf_.reserve(reader_.options().max_reply_bytes);
+  // A SASL message: the largest OAuth token and its framing, then base64.
+  scratch_.reserve(2 * wire::sasl::options{}.max_token + 1024);
+  pending_.reserve(cfg_.max_recipients + 4);
+  accepted_index_.reserve(cfg_.max_recipients);
+  // EHLO takes a domain or an address literal (RFC 5321 §4.1.1.1).
+  if (!local_name_.empty() && local_name_.front() == '[') {
+    const auto lit = wire::parse_address_literal(local_name_);
+    if (lit) local_kind_ = lit->kind;
+  }
+  wire::command probe;
+  probe.kind = wire::verb::ehlo;
+  probe.domain = local_name_;
+  probe.domain_kind = local_kind_;
+  const std::size_t old = out_.size();
+  if (wire::write_command(out_, probe) != errc::ok) {
+    config_error_ = errc::api_value_invalid;
+    error_ = errc::api_value_invalid;
+    state_ = client_state::failed;
+  }
+  out_.resize(old);
+}
+
+inline void client::reset() noexcept {
+  if (config_error_ != errc::ok) return;
+  state_ = cfg_.tls == tls_policy::implicit ? client_state::tls_handshake : client_state::greeting;
+  error_ = errc::ok;
+  tls_ = false;
+  tls_info_ = tls_info{};
+  authenticated_ = false;
+  extended_ = false;
+  in_.clear();
+  in_pos_ = 0;
+  out_.clear();
+  out_pos_ = 0;
+  reader_.reset();
+  caps_buf_.clear();
+  ehlo_.reset();
+  std::fill(scratch_.begin(), scratch_.end(), '\0');
+  scratch_.clear();
+  ev_head_ = ev_count_ = 0;
+  pending_.clear();
+  pend_head_ = 0;
+  accepted_index_.clear();
+  env_ = envelope{};
+  mech_ = nullptr;
+  wait_started_ = false;
+}
+
+inline std::chrono::seconds client::timeout_of(client_state s) const noexcept {
+  switch (s) {
+    case client_state::greeting:
+      return cfg_.timeouts.greeting;
+    case client_state::mail:
+      return cfg_.timeouts.mail;
+    case client_state::rcpt:
+      return cfg_.timeouts.rcpt;
+    case client_state::data:
+      return cfg_.timeouts.data_init;
+    case client_state::data_end:
+      return cfg_.timeouts.data_term;
+    default:
+      return cfg_.timeouts.other;
+  }
+}
+
+inline std::optional<client::time_point> client::deadline() const noexcept {
+  switch (state_) {
+    case client_state::ready:
+    case client_state::content:
+    case client_state::tls_handshake:
+    case client_state::closed:
+    case client_state::failed:
+      return std::nullopt;
+    default:
+      break;
+  }
+  if (!wait_started_) return std::nullopt;
+  return wait_start_ + timeout_of(state_);
+}
+
+inline void client::check_time(time_point now) noexcept {
+  switch (state_) {
+    case client_state::ready:
+    case client_state::content:
+    case client_state::tls_handshake:
+    case client_state::closed:
+    case client_state::failed:
+      return;
+    default:
+      break;
+  }
+  if (!wait_started_) {
+    wait_started_ = true;
+    wait_start_ = now;
+    return;
+  }
+  if (now >= wait_start_ + timeout_of(state_)) fail(errc::timeout);
+}
+
+inline void client::fail(errc e, wire::reply_view r, bool send_quit) {
+  if (state_ == client_state::failed) return;
+  error_ = e;
+  state_ = client_state::failed;
+  pending_.clear();
+  pend_head_ = 0;
+  if (mech_ != nullptr) {
+    // Drop any credential bytes still waiting in scratch.
+    std::fill(scratch_.begin(), scratch_.end(), '\0');
+    scratch_.clear();
+    mech_ = nullptr;
+  }
+  // The stream is still in step with the server only after a complete,
+  // well-formed refusal; then QUIT is the polite end (RFC 5321 §4.1.1.10).
+  if (send_quit && out_free() >= 6) out_.append("QUIT\r\n");
+  push_event(client_events::error{e, r});
+}
+
+inline std::size_t client::out_free() noexcept {
+  if (out_pos_ != 0 && out_pos_ == out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+  }
+  return cfg_.output_buffer - out_.size();
+}
+
+inline void client::consume_output(std::size_t n) noexcept {
+  const std::size_t left = out_.size() - out_pos_;
+  out_pos_ += n < left ? n : left;
+  if (out_pos_ == out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+  } else if (out_pos_ >= cfg_.output_buffer / 2) {
+    // Keep the free space at the end without reallocating.
+    out_.erase(0, out_pos_);
+    out_pos_ = 0;
+  }
+}
+
+inline bool client::write(const wire::command& c) {
+  return wire::write_command(out_, c, wire::command_options{path_opt_}) == errc::ok;
+}
+
+inline std::size_t client::receive(std::string_view bytes) noexcept {
+  if (state_ == client_state::closed || state_ == client_state::failed) return bytes.size();
+  if (state_ == client_state::tls_handshake) {
+    if (!bytes.empty()) fail(errc::tls_response_injection);
+    return bytes.size();
+  }
+  if (ev_count_ == 0 && in_pos_ != 0) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+  const std::size_t room = cfg_.input_buffer - in_.size();
+  const std::size_t n = bytes.size() < room ? bytes.size() : room;
+  in_.append(bytes.data(), n);
+  return n;
+}
+
+inline client_event client::next_event() noexcept {
+  for (;;) {
+    if (ev_count_ != 0) {
+      client_event e = events_[ev_head_];
+      ev_head_ = (ev_head_ + 1) % events_.size();
+      --ev_count_;
+      return e;
+    }
+    if (state_ == client_state::tls_handshake) {
+      check_injection();
+      if (ev_count_ != 0) continue;
+      return std::monostate{};
+    }
+    if (state_ == client_state::closed || state_ == client_state::failed) return std::monostate{};
+    const wire::reply_result r = reader_.read(std::string_view(in_).substr(in_pos_));
+    in_pos_ += r.consumed;
+    if (r.status == wire::reply_status::need_more) {
+      in_.clear();
+      in_pos_ = 0;
+      return std::monostate{};
+    }
+    if (r.status == wire::reply_status::error) {
+      fail(r.error);
+      continue;
+    }
+    handle(r.reply);
+  }
+}
+
+inline void client::handle(const wire::reply_view& r) {
+  const reply_outcome o = client_transition(state_, class_of(r.code()));
+  switch (o) {
+    case reply_outcome::closing:
+      pending_.clear();
+      pend_head_ = 0;
+      set_state(client_state::closed);
+      push_event(client_events::closed{r});
+      return;
+    case reply_outcome::unexpected:
+      fail(errc::reply_unexpected, r);
+      return;
+    case reply_outcome::unsolicited:
+      fail(errc::reply_unsolicited, r);
+      return;
+    case reply_outcome::injection:
+      fail(errc::tls_response_injection, r);
+      return;
+    case reply_outcome::ignored:
+      return;
+    default:
+      break;
+  }
+  switch (state_) {
+    case client_state::greeting:
+    case client_state::ehlo:
+    case client_state::helo:
+    case client_state::starttls:
+      handle_setup(o, r);
+      return;
+    case client_state::auth:
+      handle_auth(o, r);
+      return;
+    default:
+      handle_txn(o, r);
+      return;
+  }
+}
+
+inline void client::send_ehlo() {
+  wire::command c;
+  c.kind = cfg_.lmtp ? wire::verb::lhlo : wire::verb::ehlo;
+  c.domain = local_name_;
+  c.domain_kind = local_kind_;
+  (void)write(c);  // checked by the constructor
+  ehlo_.reset();
+  set_state(client_state::ehlo);
+}
+
+inline void client::send_helo() {
+  wire::command c;
+  c.kind = wire::verb::helo;
+  c.domain = local_name_;
+  if (!write(c)) {
+    // An address literal is valid for EHLO but not for HELO (RFC 5321
+    // §4.1.1.1); nothing else can be said.
+    fail(errc::hello_refused, {}, true);
+    return;
+  }
+  set_state(client_state::helo);
+}
+
+inline void client::store_capabilities(const wire::reply_view& r) {
+  // The capability views must outlive this reply: keep a copy of it.
+  caps_buf_.assign(r.raw().data(), r.raw().size());
+  ehlo_.reset();
+  std::string_view rest = caps_buf_;
+  while (!rest.empty()) {
+    const std::size_t eol = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, eol);
+    (void)ehlo_.add_line(line.size() > 4 ? line.substr(4) : std::string_view{});
+    rest.remove_prefix(eol + 2);
+  }
+}
+
+inline void client::after_ehlo() {
+  const bool want_tls = cfg_.tls == tls_policy::opportunistic || cfg_.tls == tls_policy::required;
+  if (!tls_ && want_tls && extended_ && ehlo_.value().has(wire::capability::starttls)) {
+    out_.append("STARTTLS\r\n");
+    set_state(client_state::starttls);
+    return;
+  }
+  if (!tls_ && cfg_.tls == tls_policy::required) {
+    fail(extended_ ? errc::tls_not_offered : errc::tls_helo_only, {}, true);
+    return;
+  }
+  become_ready();
+}
+
+inline void client::handle_setup(reply_outcome o, const wire::reply_view& r) {
+  switch (state_) {
+    case client_state::greeting:
+      if (o != reply_outcome::accepted || r.code() != 220) {
+        fail(errc::greeting_refused, r, true);
+        return;
+      }
+      push_event(client_events::greeting{r});
+      send_ehlo();
+      return;
+    case client_state::ehlo:
+      if (o == reply_outcome::accepted) {
+        extended_ = true;
+        store_capabilities(r);
+        push_event(client_events::capabilities{&ehlo_.value(), true, tls_});
+        after_ehlo();
+        return;
+      }
+      // RFC 5321 §4.1.4: fall back to HELO — which has no STARTTLS, so not
+      // when TLS is still required. LMTP has no HELO (RFC 2033 §4.1).
+      if (cfg_.lmtp) {
+        fail(errc::hello_refused, r, true);
+        return;
+      }
+      if (!tls_ && cfg_.tls == tls_policy::required) {
+        fail(errc::tls_helo_only, r, true);
+        return;
+      }
+      send_helo();
+      return;
+    case client_state::helo:
+      if (o != reply_outcome::accepted) {
+        fail(errc::hello_refused, r, true);
+        return;
+      }
+      extended_ = false;
+      ehlo_.reset();
+      push_event(client_events::capabilities{&ehlo_.value(), false, tls_});
+      after_ehlo();
+      return;
+    case client_state::starttls:
+      if (o == reply_outcome::accepted && r.code() == 220) {
+        set_state(client_state::tls_handshake);
+        push_event(client_events::start_tls{r});
+        return;
+      }
+      if (cfg_.tls == tls_policy::required) {
+        fail(errc::tls_refused, r, true);
+        return;
+      }
+      // Opportunistic: carry on in clear with what the EHLO said.
+      become_ready();
+      return;
+    default:
+      return;
+  }
+}
+
+inline errc client::tls_established(const tls_info& info) noexcept {
+  if (state_ != client_state::tls_handshake) return errc::api_bad_state;
+  check_injection();
+  if (state_ == client_state::failed) return errc::tls_response_injection;
+  tls_ = true;
+  tls_info_ = info;
+  // RFC 3207 §4.2: discard all knowledge obtained from the server in clear.
+  reader_.reset();
+  in_.clear();
+  in_pos_ = 0;
+  ehlo_.reset();
+  caps_buf_.clear();
+  authenticated_ = false;
+  extended_ = false;
+  if (cfg_.tls == tls_policy::implicit) {
+    set_state(client_state::greeting);
+    return errc::ok;
+  }
+  send_ehlo();
+  return errc::ok;
+}
+
+// ---- AUTH ----------------------------------------------------------------------
+
+inline errc client::authenticate(sasl_client_mechanism& mech) {
+  if (state_ != client_state::ready) return errc::api_bad_state;
+  if (!tls_ && !cfg_.auth_in_clear) return errc::auth_requires_tls;
+  // RFC 4954 §4: only a mechanism the server listed in its last EHLO.
+  const wire::capabilities& caps = ehlo_.value();
+  const wire::sasl::mechanism known = wire::sasl::find_mechanism(mech.name());
+  bool offered = known != wire::sasl::mechanism::unknown && caps.offers(known);
+  for (std::size_t i = 0; i < caps.other_mechanism_count && !offered; ++i)
+    offered = detail::iequals(caps.other_mechanisms[i], mech.name());
+  if (!caps.has(wire::capability::auth) || !offered) return errc::auth_not_offered;
+  scratch_.clear();
+  bool present = false;
+  const errc e = mech.initial_response(scratch_, present);
+  if (e != errc::ok) {
+    std::fill(scratch_.begin(), scratch_.end(), '\0');
+    scratch_.clear();
+    return e;
+  }
+  // RFC 4954 §4: the AUTH line may reach 12288 octets; keep room for it.
+  const std::size_t need = 32 + mech.name().size() + wire::base64_encoded_size(scratch_.size());
+  if (need > out_free()) {
+    std::fill(scratch_.begin(), scratch_.end(), '\0');
+    scratch_.clear();
+    return errc::api_bad_state;
+  }
+  const std::size_t old = out_.size();
+  out_.append("AUTH ").append(mech.name());
+  if (present) {
+    out_.push_back(' ');
+    if (scratch_.empty())
+      out_.push_back('=');
+    else
+      wire::base64_encode(out_, scratch_);
+  }
+  std::fill(scratch_.begin(), scratch_.end(), '\0');
+  scratch_.clear();
+  if (detail::has_line_breaking_byte(std::string_view(out_).substr(old)) ||
+      !wire::sasl::is_mechanism_name(mech.name())) {
+    out_.resize(old);
+    return errc::command_value_invalid;
+  }
+  out_.append("\r\n");
+  mech_ = &mech;
+  set_state(client_state::auth);
+  return errc::ok;
+}
+
+inline errc client::authenticate(const credentials& c) {
+  if (state_ != client_state::ready) return errc::api_bad_state;
+  if (!tls_ && !cfg_.auth_in_clear) return errc::auth_requires_tls;
+  const wire::capabilities& caps = ehlo_.value();
+  if (!c.token.empty()) {
+    if (caps.offers(wire::sasl::mechanism::oauthbearer)) {
+      oauthbearer_.emplace(c.token, c.authzid);
+      return authenticate(*oauthbearer_);
+    }
+    if (caps.offers(wire::sasl::mechanism::xoauth2)) {
+      xoauth2_.emplace(c.user, c.token);
+      return authenticate(*xoauth2_);
+    }
+    return errc::auth_not_offered;
+  }
+  if (caps.offers(wire::sasl::mechanism::plain)) {
+    plain_.emplace(c.user, c.password, c.authzid);
+    return authenticate(*plain_);
+  }
+  if (caps.offers(wire::sasl::mechanism::login) && c.authzid.empty()) {
+    login_.emplace(c.user, c.password);
+    return authenticate(*login_);
+  }
+  return errc::auth_not_offered;
+}
+
+inline void client::send_auth_response(std::string_view b64_challenge) {
+  scratch_.clear();
+  errc e = wire::base64_decode(scratch_, b64_challenge);
+  const std::size_t split = scratch_.size();
+  if (e == errc::ok) {
+    const std::string_view challenge(scratch_.data(), split);
+    // respond() appends after the challenge; scratch_ has room for both.
+    e = mech_->respond(challenge, scratch_);
+  }
+  const std::string_view response = std::string_view(scratch_).substr(split);
+  if (e != errc::ok || wire::base64_encoded_size(response.size()) + 2 > out_free()) {
+    out_.append("*\r\n");  // RFC 4954 §4: cancel the exchange
+  } else {
+    wire::base64_encode(out_, response);
+    out_.append("\r\n");
+  }
+  std::fill(scratch_.begin(), scratch_.end(), '\0');
+  scratch_.clear();
+  wait_started_ = false;
+}
+
+inline void client::handle_auth(reply_outcome o, const wire::reply_view& r) {
+  if (o == reply_outcome::intermediate) {
+    if (r.code() != 334) {
+      fail(errc::reply_unexpected, r);
+      return;
+    }
+    send_auth_response(r.front().text);
+    return;
+  }
+  const std::string_view name = mech_->name();
+  mech_ = nullptr;
+  authenticated_ = o == reply_outcome::accepted;
+  push_event(client_events::auth_result{authenticated_, name, r});
+  become_ready();
+}
+
+// ---- transactions ---------------------------------------------------------------
+
+inline errc client::send_mail(const envelope& env) {
+  if (state_ != client_state::ready) return errc::api_bad_state;
+  if (cfg_.tls == tls_policy::required && !tls_)
+    return errc::api_bad_state;  // unreachable by design
+  if (env.recipient_count == 0 || env.recipient_count > cfg_.max_recipients ||
+      env.recipients == nullptr)
+    return errc::api_value_invalid;
+  const wire::capabilities& caps = ehlo_.value();
+  if (env.body == wire::body_type::binary_mime) return errc::api_value_invalid;
+  if (env.body == wire::body_type::eight_bit_mime && !caps.has(wire::capability::eightbitmime))
+    return errc::data_8bit_not_offered;
+  if (env.size != 0 && caps.has(wire::capability::size) && caps.size != 0 && env.size > caps.size)
+    return errc::message_too_big;
+  if (env.requiretls && (!tls_ || !caps.has(wire::capability::requiretls)))
+    return errc::requiretls_not_offered;
+  // SMTPUTF8 (RFC 6531 §3.4): needed when asked for or when an address is
+  // not ASCII.
+  bool utf8 = env.smtputf8;
+  auto non_ascii = [](std::string_view s) {
+    for (char ch : s)
+      if (static_cast<unsigned char>(ch) >= 0x80) return true;
+    return false;
+  };
+  std::size_t estimate = 64 + env.from.size() + env.mail_params.size();
+  if (non_ascii(env.from)) utf8 = true;
+  for (std::size_t i = 0; i < env.recipient_count; ++i) {
+    if (non_ascii(env.recipients[i])) utf8 = true;
+    estimate += 16 + env.recipients[i].size() +
+                (env.rcpt_params != nullptr ? env.rcpt_params[i].size() + 1 : 0);
+  }
+  if (utf8 && !caps.has(wire::capability::smtputf8)) return errc::utf8_not_allowed;
+  if (estimate > out_free()) return errc::api_bad_state;
+
+  wire::path_options po;
+  po.smtputf8 = utf8;
+  path_opt_ = po;
+
+  // MAIL parameters: ours first, then the application's.
+  std::array<char, 128> ours{};
+  std::size_t on = 0;
+  auto add = [&](std::string_view s) {
+    for (char ch : s)
+      ours[on++] = ch;
+  };
+  if (env.size != 0 && caps.has(wire::capability::size)) {
+    add("SIZE=");
+    char digits[20];
+    int n = 0;
+    std::uint64_t v = env.size;
+    do {
+      digits[n++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (n > 0)
+      ours[on++] = digits[--n];
+  }
+  if (env.body == wire::body_type::eight_bit_mime) {
+    if (on) add(" ");
+    add("BODY=8BITMIME");
+  }
+  if (utf8) {
+    if (on) add(" ");
+    add("SMTPUTF8");
+  }
+  if (env.requiretls) {
+    if (on) add(" ");
+    add("REQUIRETLS");
+  }
+  const std::size_t old = out_.size();
+  wire::command c;
+  c.kind = wire::verb::mail;
+  if (env.from.empty()) {
+    c.path.null = true;
+  } else {
+    const auto mb = wire::parse_mailbox(env.from, po);
+    if (!mb) return mb.error();
+    c.path.address = *mb;
+  }
+  // The writer takes the parameters as one text: join ours and the
+  // application's in the scratch buffer (free outside AUTH).
+  scratch_.clear();
+  if (on + 1 + env.mail_params.size() > scratch_.capacity()) return errc::command_value_invalid;
+  scratch_.append(ours.data(), on);
+  if (on != 0 && !env.mail_params.empty()) scratch_.push_back(' ');
+  scratch_.append(env.mail_params);
+  c.params = scratch_;
+  const errc we = wire::write_command(out_, c, wire::command_options{po});
+  scratch_.clear();
+  if (we != errc::ok) return we;
+  const std::size_t mail_end = out_.size();
+  pending_.clear();
+  pend_head_ = 0;
+  pipelined_ = cfg_.pipelining && caps.has(wire::capability::pipelining);
+  // Every RCPT is checked now, even without pipelining, so that a bad
+  // address is refused before MAIL leaves.
+  for (std::size_t i = 0; i < env.recipient_count; ++i) {
+    wire::command rc;
+    rc.kind = wire::verb::rcpt;
+    const auto mb = wire::parse_mailbox(env.recipients[i], po);
+    if (!mb) {
+      out_.resize(old);
+      return mb.error();
+    }
+    rc.path.address = *mb;
+    if (env.rcpt_params != nullptr) rc.params = env.rcpt_params[i];
+    const errc re = wire::write_command(out_, rc, wire::command_options{po});
+    if (re != errc::ok) {
+      out_.resize(old);
+      return re;
+    }
+  }
+  if (!pipelined_) out_.resize(mail_end);
+  env_ = env;
+  rcpt_sent_ = pipelined_ ? env.recipient_count : 0;
+  accepted_ = 0;
+  delivered_ = 0;
+  accepted_index_.clear();
+  mail_ok_ = false;
+  rejected_ = false;
+  pending_.push_back({kind::mail, 0});
+  if (pipelined_) {
+    for (std::size_t i = 0; i < env.recipient_count; ++i)
+      pending_.push_back({kind::rcpt, static_cast<std::uint32_t>(i)});
+    out_.append("DATA\r\n");
+    pending_.push_back({kind::data, 0});
+  }
+  set_state(client_state::mail);
+  return errc::ok;
+}
+
+inline void client::send_next_txn_command() {
+  // Without pipelining: one command at a time, each after the last reply.
+  if (rcpt_sent_ < env_.recipient_count) {
+    wire::command rc;
+    rc.kind = wire::verb::rcpt;
+    const std::size_t i = rcpt_sent_++;
+    rc.path.address = *wire::parse_mailbox(env_.recipients[i], path_opt_);  // checked by send_mail
+    if (env_.rcpt_params != nullptr) rc.params = env_.rcpt_params[i];
+    (void)write(rc);
+    pending_.push_back({kind::rcpt, static_cast<std::uint32_t>(i)});
+    return;
+  }
+  out_.append("DATA\r\n");
+  pending_.push_back({kind::data, 0});
+}
+
+inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
+  if (pend_head_ >= pending_.size()) {
+    // Unreachable by construction (every waiting state has a command in
+    // flight); kept so that a logic slip can never read out of bounds.
+    fail(errc::reply_unsolicited, r);
+    return;
+  }
+  const pending p = pending_[pend_head_++];
+  const bool ok = o == reply_outcome::accepted;
+  // The state is what the oldest command in flight waits for.
+  auto next_state = [&]() {
+    switch (pending_[pend_head_].k) {
+      case kind::mail:
+        set_state(client_state::mail);
+        break;
+      case kind::rcpt:
+        set_state(client_state::rcpt);
+        break;
+      case kind::data:
+        set_state(client_state::data);
+        break;
+      case kind::data_end:
+      case kind::discard_end:
+        set_state(client_state::data_end);
+        break;
+      case kind::rset:
+        set_state(client_state::rset);
+        break;
+      case kind::command:
+        set_state(client_state::command);
+        break;
+    }
+  };
+  auto send_rset = [&]() {
+    out_.append("RSET\r\n");
+    pending_.push_back({kind::rset, 0});
+  };
+  switch (p.k) {
+    case kind::mail:
+      mail_ok_ = ok;
+      if (!ok) {
+        rejected_ = true;
+        push_event(client_events::message_rejected{rejection_stage::mail, r});
+        if (!pipelined_) {
+          pending_.clear();
+          pend_head_ = 0;
+          become_ready();
+          return;
+        }
+      } else if (!pipelined_) {
+        send_next_txn_command();
+      }
+      next_state();
+      return;
+    case kind::rcpt: {
+      if (!rejected_) {
+        if (ok) {
+          ++accepted_;
+          accepted_index_.push_back(p.index);
+        }
+        push_event(client_events::recipient{p.index, env_.recipients[p.index], ok, r});
+        if (p.index + 1 == env_.recipient_count && accepted_ == 0) {
+          rejected_ = true;
+          push_event(client_events::message_rejected{rejection_stage::recipients, r});
+        }
+      }
+      if (!pipelined_) {
+        if (rejected_)
+          send_rset();  // MAIL was accepted: a transaction is open, end it
+        else
+          send_next_txn_command();
+      }
+      next_state();
+      return;
+    }
+    case kind::data:
+      if (ok) {
+        if (!rejected_) {
+          encoder_.reset();
+          set_state(client_state::content);
+          push_event(client_events::send_content{});
+          return;
+        }
+        // RFC 2033 §4.2: an LMTP server MUST refuse DATA without a
+        // recipient, and would owe no reply to the end of data.
+        if (cfg_.lmtp) {
+          fail(errc::reply_unexpected, r);
+          return;
+        }
+        // RFC 2920 §3.1: 354 although no recipient was accepted; end the
+        // (empty) message instead of sending the content.
+        out_.append(".\r\n");
+        pending_.push_back({kind::discard_end, 0});
+        set_state(client_state::data_end);
+        return;
+      }
+      if (!rejected_) {
+        rejected_ = true;
+        push_event(client_events::message_rejected{rejection_stage::data, r});
+      }
+      if (mail_ok_) {
+        send_rset();
+        set_state(client_state::rset);
+        return;
+      }
+      pending_.clear();
+      pend_head_ = 0;
+      become_ready();
+      return;
+    case kind::data_end:
+      if (cfg_.lmtp) {
+        if (ok) ++delivered_;
+        push_event(client_events::delivery{p.index, env_.recipients[p.index], ok, r});
+        if (pend_head_ != pending_.size()) {
+          next_state();
+          return;
+        }
+        pending_.clear();
+        pend_head_ = 0;
+        if (delivered_ != 0)
+          push_event(client_events::message_accepted{delivered_, r});
+        else
+          push_event(client_events::message_rejected{rejection_stage::content, r});
+        become_ready();
+        return;
+      }
+      pending_.clear();
+      pend_head_ = 0;
+      if (ok)
+        push_event(client_events::message_accepted{accepted_, r});
+      else
+        push_event(client_events::message_rejected{rejection_stage::content, r});
+      become_ready();
+      return;
+    case kind::discard_end:
+      pending_.clear();
+      pend_head_ = 0;
+      become_ready();
+      return;
+    case kind::rset:
+      pending_.clear();
+      pend_head_ = 0;
+      if (!ok) {
+        // The server refused to forget the transaction: its state is unknown.
+        fail(errc::reply_unexpected, r, true);
+        return;
+      }
+      become_ready();
+      return;
+    case kind::command:
+      pending_.clear();
+      pend_head_ = 0;
+      push_event(client_events::command_reply{static_cast<wire::verb>(p.index), r});
+      become_ready();
+      return;
+  }
+}
+
+inline result<std::size_t> client::send_content(std::string_view chunk) noexcept {
+  if (state_ != client_state::content) return errc::api_bad_state;
+  const std::size_t space = out_free();
+  // Worst case every octet doubles (a dot or a bare LF); keep room for the
+  // terminator that end_content() writes.
+  const std::size_t take_max = space > 16 ? (space - 16) / 2 : 0;
+  std::string_view in = chunk.substr(0, chunk.size() < take_max ? chunk.size() : take_max);
+  if (env_.body == wire::body_type::seven_bit) {
+    for (char ch : in)
+      if (static_cast<unsigned char>(ch) >= 0x80) {
+        fail(errc::data_8bit_not_declared);
+        return errc::data_8bit_not_declared;
+      }
+  }
+  std::size_t taken = 0;
+  while (!in.empty()) {
+    const wire::encode_result r = encoder_.encode(in);
+    in.remove_prefix(r.consumed);
+    taken += r.consumed;
+    if (r.status == wire::encode_status::output) {
+      out_.append(r.output.data(), r.output.size());
+    } else if (r.status == wire::encode_status::error) {
+      fail(r.error);
+      return r.error;
+    } else {
+      break;
+    }
+  }
+  return taken;
+}
+
+inline errc client::end_content() noexcept {
+  if (state_ != client_state::content) return errc::api_bad_state;
+  if (out_free() < 16) return errc::api_bad_state;
+  for (;;) {
+    const wire::encode_result r = encoder_.finish();
+    if (r.status != wire::encode_status::output) break;
+    out_.append(r.output.data(), r.output.size());
+  }
+  pending_.clear();
+  pend_head_ = 0;
+  if (cfg_.lmtp) {
+    for (std::uint32_t i : accepted_index_)
+      pending_.push_back({kind::data_end, i});
+  } else {
+    pending_.push_back({kind::data_end, 0});
+  }
+  set_state(client_state::data_end);
+  return errc::ok;
+}
+
+inline errc client::quit() {
+  if (state_ != client_state::ready) return errc::api_bad_state;
+  if (out_free() < 6) return errc::api_bad_state;
+  out_.append("QUIT\r\n");
+  set_state(client_state::quit);
+  return errc::ok;
+}
+
+inline errc client::command(wire::verb v, std::string_view argument) {
+  if (state_ != client_state::ready) return errc::api_bad_state;
+  switch (v) {
+    case wire::verb::noop:
+    case wire::verb::rset:
+    case wire::verb::vrfy:
+    case wire::verb::expn:
+    case wire::verb::help:
+      break;
+    default:
+      return errc::api_value_invalid;
+  }
+  if (argument.size() + 16 > out_free()) return errc::api_bad_state;
+  wire::command c;
+  c.kind = v;
+  c.argument = argument;
+  if (v == wire::verb::rset && !argument.empty()) return errc::command_value_invalid;
+  if (wire::write_command(out_, c) != errc::ok) return errc::command_value_invalid;
+  pending_.clear();
+  pend_head_ = 0;
+  pending_.push_back({kind::command, static_cast<std::uint32_t>(v)});
+  set_state(client_state::command);
+  return errc::ok;
+}
+
+}  // namespace smtpwire
+
+#endif  // SMTPWIRE_CLIENT_HPP

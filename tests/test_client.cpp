@@ -1,0 +1,1034 @@
+#include <smtpwire/client.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "support/grind.hpp"
+#include "support/vectors.hpp"
+
+using smtpwire::client;
+using smtpwire::client_config;
+using smtpwire::client_event;
+using smtpwire::client_state;
+using smtpwire::errc;
+using smtpwire::reply_class;
+using smtpwire::reply_outcome;
+using smtpwire::tls_policy;
+namespace ev = smtpwire::client_events;
+namespace wire = smtpwire::wire;
+
+namespace {
+
+client_config named(std::string_view local_name) {
+  client_config c;
+  c.local_name = local_name;
+  return c;
+}
+
+smtpwire::credentials creds(std::string_view user, std::string_view password) {
+  smtpwire::credentials c;
+  c.user = user;
+  c.password = password;
+  return c;
+}
+
+std::string escaped(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\r')
+      out += "\\r";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& s, char sep) {
+  std::vector<std::string> v;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      v.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) v.push_back(cur);
+  return v;
+}
+
+// The scripted application of a dialogue: what it does on each event.
+struct script {
+  client_config cfg;
+  std::string local_name = "client.example.org";
+  std::string auth;  // "", "plain", "login", "xoauth2", "oauthbearer", "auto"
+  std::string user = "alice", password = "s3cret", token = "ya29.token";
+  std::string from = "alice@example.org";
+  std::vector<std::string> to{"bob@example.com"};
+  std::vector<std::string> rcpt_params;
+  std::string mail_params;
+  std::string content = "Subject: hi\r\n\r\nHello\r\n";
+  std::uint64_t size = 0;
+  wire::body_type body = wire::body_type::seven_bit;
+  bool requiretls = false;
+  int messages = 1;
+  std::string command;  // a low-level command run once, before the first message
+};
+
+script parse_script(const std::vector<std::string>& lines) {
+  script s;
+  s.cfg.tls = tls_policy::required;
+  for (const auto& l : lines) {
+    const auto eq = l.find('=');
+    if (eq == std::string::npos) FAIL("bad config line " << l);
+    const std::string k = l.substr(0, eq), v = l.substr(eq + 1);
+    if (k == "tls") {
+      s.cfg.tls = v == "none"            ? tls_policy::none
+                  : v == "opportunistic" ? tls_policy::opportunistic
+                  : v == "implicit"      ? tls_policy::implicit
+                                         : tls_policy::required;
+    } else if (k == "lmtp") {
+      s.cfg.lmtp = v == "on";
+    } else if (k == "pipelining") {
+      s.cfg.pipelining = v == "on";
+    } else if (k == "auth_in_clear") {
+      s.cfg.auth_in_clear = v == "on";
+    } else if (k == "auth") {
+      s.auth = v;
+    } else if (k == "user") {
+      s.user = smtpwire::test::decode_escapes(v);
+    } else if (k == "password") {
+      s.password = smtpwire::test::decode_escapes(v);
+    } else if (k == "token") {
+      s.token = v;
+    } else if (k == "from") {
+      s.from = smtpwire::test::decode_escapes(v);
+    } else if (k == "to") {
+      s.to = split_list(smtpwire::test::decode_escapes(v), ',');
+    } else if (k == "rcpt_params") {
+      s.rcpt_params = split_list(v, '|');
+    } else if (k == "mail_params") {
+      s.mail_params = smtpwire::test::decode_escapes(v);
+    } else if (k == "content") {
+      s.content = smtpwire::test::decode_escapes(v);
+    } else if (k == "size") {
+      s.size = std::stoull(v);
+    } else if (k == "body") {
+      s.body = v == "8bit" ? wire::body_type::eight_bit_mime : wire::body_type::seven_bit;
+    } else if (k == "requiretls") {
+      s.requiretls = v == "on";
+    } else if (k == "messages") {
+      s.messages = std::stoi(v);
+    } else if (k == "command") {
+      s.command = v;
+    } else if (k == "local_name") {
+      s.local_name = smtpwire::test::decode_escapes(v);
+    } else if (k == "max_lines") {
+      s.cfg.reply.max_lines = std::stoul(v);
+    } else if (k == "max_line_length") {
+      s.cfg.reply.max_line_length = std::stoul(v);
+    } else {
+      FAIL("unknown config key " << k);
+    }
+  }
+  s.cfg.local_name = s.local_name;
+  return s;
+}
+
+std::string describe(const client_event& e) {
+  std::ostringstream o;
+  if (auto g = std::get_if<ev::greeting>(&e)) {
+    o << "greeting " << g->reply.code();
+  } else if (auto c = std::get_if<ev::capabilities>(&e)) {
+    o << "capabilities " << (c->extended ? "ehlo" : "helo") << " tls=" << c->tls;
+    for (std::size_t i = 0; i < wire::capability_count; ++i) {
+      const auto cap = static_cast<wire::capability>(i);
+      if (c->caps->has(cap)) o << ' ' << wire::to_string(cap);
+    }
+  } else if (auto t = std::get_if<ev::start_tls>(&e)) {
+    o << "start_tls " << t->reply.code();
+  } else if (std::get_if<ev::ready>(&e)) {
+    o << "ready";
+  } else if (auto a = std::get_if<ev::auth_result>(&e)) {
+    o << "auth " << (a->success ? "ok " : "failed ") << a->mechanism << ' ' << a->reply.code();
+  } else if (auto r = std::get_if<ev::recipient>(&e)) {
+    o << "rcpt " << r->index << ' ' << escaped(r->address)
+      << (r->accepted ? " accepted " : " rejected ") << r->reply.code();
+  } else if (std::get_if<ev::send_content>(&e)) {
+    o << "send_content";
+  } else if (auto d = std::get_if<ev::delivery>(&e)) {
+    o << "delivery " << d->index << ' ' << escaped(d->address)
+      << (d->delivered ? " delivered " : " failed ") << d->reply.code();
+  } else if (auto m = std::get_if<ev::message_accepted>(&e)) {
+    o << "accepted " << m->recipients << ' ' << m->reply.code();
+  } else if (auto j = std::get_if<ev::message_rejected>(&e)) {
+    o << "rejected " << smtpwire::to_string(j->stage) << ' ' << j->reply.code()
+      << (j->reply.is_transient() ? " temporary" : " permanent");
+  } else if (auto cr = std::get_if<ev::command_reply>(&e)) {
+    o << "command " << wire::to_string(cr->verb) << ' ' << cr->reply.code();
+  } else if (auto cl = std::get_if<ev::closed>(&e)) {
+    o << "closed " << cl->reply.code();
+  } else if (auto er = std::get_if<ev::error>(&e)) {
+    o << "error " << smtpwire::to_string(er->code);
+    if (er->reply.code() != 0) o << ' ' << er->reply.code();
+  }
+  return o.str();
+}
+
+// Runs a whole dialogue: server bytes in the given chunks (the first
+// `plain_size` bytes in clear, the rest after the TLS handshake, which the
+// driver completes only once every plaintext byte has been received), the
+// script acting on events. Returns the event log, then "client:" and every
+// byte the client wrote.
+struct dialogue {
+  script s;
+  std::size_t plain_size = 0;
+
+  std::string operator()(const std::vector<std::string_view>& chunks) const {
+    client c{s.cfg};
+    std::vector<std::string> log;
+    std::string sent;
+    bool tls_wanted = s.cfg.tls == tls_policy::implicit, tls_done = false;
+    int messages = 0;
+    bool authed = s.auth.empty(), commanded = s.command.empty();
+    std::vector<std::string_view> to(s.to.begin(), s.to.end());
+    std::vector<std::string_view> rp(s.rcpt_params.begin(), s.rcpt_params.end());
+    smtpwire::sasl_plain plain{s.user, s.password};
+    smtpwire::sasl_login login{s.user, s.password};
+    smtpwire::sasl_xoauth2 xo{s.user, s.token};
+    smtpwire::sasl_oauthbearer ob{s.token};
+    auto drain = [&] {
+      sent += c.output();
+      c.consume_output(c.output().size());
+    };
+    auto note = [&](const char* what, errc e) {
+      if (e != errc::ok)
+        log.push_back(std::string("api ") + what + ' ' + std::string(smtpwire::to_string(e)));
+    };
+    auto pump = [&] {
+      for (;;) {
+        client_event e = c.next_event();
+        if (std::holds_alternative<std::monostate>(e)) break;
+        log.push_back(describe(e));
+        if (std::holds_alternative<ev::start_tls>(e)) tls_wanted = true;
+        if (std::holds_alternative<ev::send_content>(e)) {
+          std::string_view body = s.content;
+          while (!body.empty()) {
+            auto r = c.send_content(body);
+            if (!r) {
+              note("send_content", r.error());
+              break;
+            }
+            body.remove_prefix(*r);
+            drain();
+          }
+          if (body.empty()) note("end_content", c.end_content());
+        }
+        if (std::holds_alternative<ev::ready>(e)) {
+          if (!commanded) {
+            commanded = true;
+            const auto v = s.command == "NOOP"   ? wire::verb::noop
+                           : s.command == "RSET" ? wire::verb::rset
+                           : s.command == "VRFY" ? wire::verb::vrfy
+                                                 : wire::verb::help;
+            note("command", c.command(v, v == wire::verb::vrfy ? "bob" : ""));
+          } else if (!authed) {
+            authed = true;
+            errc r = errc::ok;
+            if (s.auth == "plain") r = c.authenticate(plain);
+            if (s.auth == "login") r = c.authenticate(login);
+            if (s.auth == "xoauth2") r = c.authenticate(xo);
+            if (s.auth == "oauthbearer") r = c.authenticate(ob);
+            if (s.auth == "auto") r = c.authenticate(creds(s.user, s.password));
+            note("authenticate", r);
+            if (r != errc::ok) note("quit", c.quit());
+          } else if (messages < s.messages) {
+            ++messages;
+            smtpwire::envelope env;
+            env.from = s.from;
+            env.recipients = to.data();
+            env.recipient_count = to.size();
+            env.rcpt_params = rp.empty() ? nullptr : rp.data();
+            env.mail_params = s.mail_params;
+            env.size = s.size;
+            env.body = s.body;
+            env.requiretls = s.requiretls;
+            const errc r = c.send_mail(env);
+            note("send_mail", r);
+            if (r != errc::ok) note("quit", c.quit());
+          } else {
+            note("quit", c.quit());
+          }
+        }
+        drain();
+      }
+      drain();
+    };
+    auto handshake = [&] {
+      if (tls_wanted && !tls_done) {
+        tls_done = true;
+        const errc e = c.tls_established(
+            smtpwire::tls_info{"TLSv1.3", "TLS_AES_128_GCM_SHA256", true, "mx.example.test"});
+        if (e != errc::ok) log.push_back("tls_established " + std::string(smtpwire::to_string(e)));
+        drain();
+        pump();
+      }
+    };
+    std::size_t fed = 0;
+    if (plain_size == 0) handshake();
+    for (std::string_view chunk : chunks) {
+      while (!chunk.empty()) {
+        std::string_view part = chunk;
+        if (fed < plain_size && fed + part.size() > plain_size)
+          part = part.substr(0, plain_size - fed);
+        const std::size_t n = c.receive(part);
+        fed += n;
+        chunk.remove_prefix(n);
+        pump();
+        if (fed == plain_size) handshake();
+      }
+    }
+    pump();
+    std::string out;
+    for (const auto& l : log)
+      out += l + "\n";
+    out += "state " + std::string(smtpwire::to_string(c.state())) + "\n";
+    out += "client: " + escaped(sent) + "\n";
+    return out;
+  }
+};
+
+std::string run_vector(const smtpwire::test::vector_case& v, bool grind_it = true) {
+  dialogue d;
+  d.s = parse_script(v.has("config") ? v.lines("config") : std::vector<std::string>{});
+  const std::string plain = v.bytes("server");
+  const std::string tls = v.has("server_tls") ? v.bytes("server_tls") : std::string();
+  d.plain_size = d.s.cfg.tls == tls_policy::implicit ? 0 : plain.size();
+  const std::string input = d.s.cfg.tls == tls_policy::implicit ? tls : plain + tls;
+  if (!grind_it) return d(std::vector<std::string_view>{input});
+  smtpwire::test::grind_options o;
+  o.max_chunk_size = 16;
+  o.random_rounds = 16;
+  return smtpwire::test::grind(input, d, o);
+}
+
+}  // namespace
+
+TEST_CASE("client vectors", "[engine][client]") {
+  for (const auto& file : {"client.md", "client-attacks.md"}) {
+    for (const auto& v : smtpwire::test::load_vectors(file)) {
+      INFO(v.file << ":" << v.line << " " << v.name);
+      const std::string got = run_vector(v);
+      std::string want = v.text("events") + "\n";
+      want += "client: " + v.text("client") + "\n";
+      CHECK(got == want);
+    }
+  }
+}
+
+// The two transcripts recorded with swaks against Postfix's smtp-sink and
+// aiosmtpd (examples/data): the engine must write exactly what swaks wrote.
+TEST_CASE("client matches recorded transcripts", "[engine][client]") {
+  for (const char* name : {"swaks-to-postfix-smtp-sink.txt", "swaks-to-aiosmtpd.txt"}) {
+    INFO(name);
+    std::ifstream in(std::string(SMTPWIRE_VECTOR_DIR) + "/../../examples/data/" + name);
+    REQUIRE(in);
+    std::string server, client_bytes, line;
+    while (std::getline(in, line)) {
+      if (line.rfind("S: ", 0) == 0) server += smtpwire::test::decode_escapes(line.substr(3));
+      if (line.rfind("C: ", 0) == 0) client_bytes += smtpwire::test::decode_escapes(line.substr(3));
+    }
+    dialogue d;
+    d.s.cfg.tls = tls_policy::none;
+    d.s.cfg.local_name = d.s.local_name;
+    d.s.to = {"bob@example.com", "carol@example.com"};
+    if (std::string(name).find("postfix") != std::string::npos)
+      d.s.to.push_back("dave@example.net");
+    d.s.content =
+        "From: Alice <alice@example.org>\r\nTo: Bob <bob@example.com>\r\nSubject: smtpwire "
+        "demo\r\nDate: Sun, 29 Nov 2026 03:40:00 +0000\r\nMessage-ID: "
+        "<demo-1@example.org>\r\n\r\nHello Bob,\r\n.a line that starts with a dot\r\nBye.\r\n\r\n";
+    d.plain_size = server.size();
+    const std::string log = smtpwire::test::grind(server, d, {16, 8, 1});
+    CHECK(log.find("client: " + escaped(client_bytes) + "\n") != std::string::npos);
+    CHECK(log.find("closed 221") != std::string::npos);
+    CHECK(log.find("accepted") != std::string::npos);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The transition table, walked pair by pair.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+std::string drain_all(client& c) {
+  std::string s(c.output());
+  c.consume_output(s.size());
+  return s;
+}
+
+std::vector<std::string> events_of(client& c) {
+  std::vector<std::string> v;
+  for (;;) {
+    auto e = c.next_event();
+    if (std::holds_alternative<std::monostate>(e)) return v;
+    v.push_back(describe(e));
+  }
+}
+
+void feed(client& c, std::string_view bytes) {
+  REQUIRE(c.receive(bytes) == bytes.size());
+}
+
+const std::string_view one_rcpt[] = {"bob@example.com"};
+
+// A client (tls none unless starttls is the target, no pipelining) brought
+// to state `s` by a canned dialogue.
+std::unique_ptr<client> reach(client_state s) {
+  client_config cfg;
+  cfg.local_name = "client.example.org";
+  cfg.tls = s == client_state::starttls || s == client_state::tls_handshake
+                ? tls_policy::opportunistic
+                : tls_policy::none;
+  cfg.pipelining = false;
+  cfg.auth_in_clear = true;
+  auto c = std::make_unique<client>(cfg);
+  if (s == client_state::greeting) return c;
+  feed(*c, "220 mx ESMTP\r\n");
+  events_of(*c);
+  if (s == client_state::ehlo) return c;
+  if (s == client_state::helo) {
+    feed(*c, "502 no\r\n");
+    events_of(*c);
+    return c;
+  }
+  if (s == client_state::starttls || s == client_state::tls_handshake) {
+    feed(*c, "250-mx\r\n250 STARTTLS\r\n");
+    events_of(*c);
+    if (s == client_state::tls_handshake) {
+      feed(*c, "220 go\r\n");
+      events_of(*c);
+    }
+    return c;
+  }
+  feed(*c, "250-mx\r\n250 AUTH PLAIN\r\n");
+  events_of(*c);
+  static smtpwire::sasl_plain plain{"u", "p"};
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  switch (s) {
+    case client_state::ready:
+      return c;
+    case client_state::auth:
+      REQUIRE(c->authenticate(plain) == errc::ok);
+      return c;
+    case client_state::command:
+      REQUIRE(c->command(wire::verb::noop) == errc::ok);
+      return c;
+    case client_state::quit:
+      REQUIRE(c->quit() == errc::ok);
+      return c;
+    case client_state::closed:
+      REQUIRE(c->quit() == errc::ok);
+      feed(*c, "221 bye\r\n");
+      events_of(*c);
+      return c;
+    case client_state::failed:
+      feed(*c, "250 unsolicited\r\n");
+      events_of(*c);
+      return c;
+    default:
+      break;
+  }
+  REQUIRE(c->send_mail(env) == errc::ok);
+  if (s == client_state::mail) return c;
+  feed(*c, "250 ok\r\n");
+  events_of(*c);
+  if (s == client_state::rcpt) return c;
+  if (s == client_state::rset) {
+    feed(*c, "550 no\r\n");
+    events_of(*c);
+    return c;
+  }
+  feed(*c, "250 ok\r\n");
+  events_of(*c);
+  if (s == client_state::data) return c;
+  feed(*c, "354 go\r\n");
+  events_of(*c);
+  if (s == client_state::content) return c;
+  REQUIRE(c->end_content() == errc::ok);
+  return c;  // data_end
+}
+
+std::string reply_of(client_state s, reply_class k) {
+  switch (k) {
+    case reply_class::positive_completion:
+      return s == client_state::greeting || s == client_state::starttls ? "220 ok\r\n"
+             : s == client_state::auth                                  ? "235 ok\r\n"
+                                                                        : "250 ok\r\n";
+    case reply_class::positive_intermediate:
+      return s == client_state::auth ? "334 \r\n" : "354 go\r\n";
+    case reply_class::transient:
+      return "450 later\r\n";
+    case reply_class::permanent:
+      return "550 no\r\n";
+    case reply_class::service_closing:
+      return "421 closing\r\n";
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("client transition table: every (state, reply class) pair", "[engine][client]") {
+  // The state after an accepted / refused reply, by hand from RFC 5321 §4.3.2
+  // and the engine's documented behaviour (one recipient, no pipelining).
+  struct row {
+    client_state s, after_accept, after_refuse;
+  };
+  using cs = client_state;
+  const row rows[] = {
+      {cs::greeting, cs::ehlo, cs::failed},
+      {cs::ehlo, cs::ready, cs::helo},
+      {cs::helo, cs::ready, cs::failed},
+      {cs::starttls, cs::tls_handshake, cs::ready},
+      {cs::auth, cs::ready, cs::ready},
+      {cs::mail, cs::rcpt, cs::ready},
+      {cs::rcpt, cs::data, cs::rset},
+      {cs::data, cs::content, cs::rset},
+      {cs::data_end, cs::ready, cs::ready},
+      {cs::rset, cs::ready, cs::failed},
+      {cs::command, cs::ready, cs::ready},
+      {cs::quit, cs::closed, cs::closed},
+      {cs::ready, cs::failed, cs::failed},
+      {cs::content, cs::failed, cs::failed},
+      {cs::tls_handshake, cs::failed, cs::failed},
+      {cs::closed, cs::closed, cs::closed},
+      {cs::failed, cs::failed, cs::failed},
+  };
+  REQUIRE(std::size(rows) == smtpwire::client_state_count);
+  for (const row& r : rows) {
+    for (std::size_t k = 0; k < smtpwire::reply_class_count; ++k) {
+      const auto cls = static_cast<reply_class>(k);
+      INFO("state " << smtpwire::to_string(r.s) << " reply " << smtpwire::to_string(cls));
+      auto c = reach(r.s);
+      REQUIRE(c->state() == r.s);
+      drain_all(*c);
+      const reply_outcome o = smtpwire::client_transition(r.s, cls);
+      feed(*c, reply_of(r.s, cls));
+      const auto evs = events_of(*c);
+      const std::string first = evs.empty() ? "" : evs.front();
+      switch (o) {
+        case reply_outcome::accepted:
+          CHECK(c->state() == r.after_accept);
+          break;
+        case reply_outcome::refused:
+          CHECK(c->state() == r.after_refuse);
+          CHECK(first.rfind("closed", 0) != 0);
+          break;
+        case reply_outcome::intermediate:
+          // 334 with an empty challenge to PLAIN: the exchange is cancelled.
+          CHECK(c->state() == client_state::auth);
+          CHECK(drain_all(*c) == "*\r\n");
+          break;
+        case reply_outcome::unexpected:
+          CHECK(first == "error reply_unexpected " + reply_of(r.s, cls).substr(0, 3));
+          CHECK(drain_all(*c).empty());
+          break;
+        case reply_outcome::unsolicited:
+          CHECK(first == "error reply_unsolicited " + reply_of(r.s, cls).substr(0, 3));
+          break;
+        case reply_outcome::injection:
+          CHECK(first == "error tls_response_injection");
+          break;
+        case reply_outcome::closing:
+          CHECK(c->state() == client_state::closed);
+          CHECK(first.rfind("closed ", 0) == 0);
+          break;
+        case reply_outcome::ignored:
+          CHECK(evs.empty());
+          break;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// TLS policy guarantees
+// ---------------------------------------------------------------------------
+
+TEST_CASE("client under tls required never sends MAIL or AUTH in clear", "[engine][client]") {
+  // Every STARTTLS reply but 220, and a server offering no STARTTLS.
+  const char* starttls_replies[] = {"454 4.7.0 TLS not available\r\n",
+                                    "501 syntax\r\n",
+                                    "502 not implemented\r\n",
+                                    "500 what\r\n",
+                                    "250 sure\r\n",
+                                    "221 bye\r\n",
+                                    "554 no\r\n"};
+  for (const char* rep : starttls_replies) {
+    INFO(rep);
+    client_config cfg;
+    cfg.local_name = "c.example";
+    client c{cfg};
+    feed(c, "220 mx\r\n250-mx\r\n250-STARTTLS\r\n250-AUTH PLAIN\r\n250 PIPELINING\r\n");
+    events_of(c);
+    CHECK(drain_all(c) == "EHLO c.example\r\nSTARTTLS\r\n");
+    feed(c, rep);
+    const auto evs = events_of(c);
+    REQUIRE(!evs.empty());
+    CHECK(evs.back() == std::string("error tls_refused ") + std::string(rep).substr(0, 3));
+    CHECK(drain_all(c) == "QUIT\r\n");
+    smtpwire::sasl_plain p{"u", "p"};
+    CHECK(c.authenticate(p) == errc::api_bad_state);
+  }
+  {
+    client c{named("c.example")};
+    feed(c, "220 mx\r\n250-mx\r\n250-AUTH PLAIN\r\n250 PIPELINING\r\n");
+    const auto evs = events_of(c);
+    CHECK(evs.back() == "error tls_not_offered");
+    CHECK(drain_all(c) == "EHLO c.example\r\nQUIT\r\n");
+  }
+  {
+    // EHLO refused: HELO would mean no STARTTLS.
+    client c{named("c.example")};
+    feed(c, "220 mx\r\n500 what is EHLO\r\n");
+    const auto evs = events_of(c);
+    CHECK(evs.back() == "error tls_helo_only 500");
+    CHECK(drain_all(c) == "EHLO c.example\r\nQUIT\r\n");
+  }
+}
+
+TEST_CASE("client response injection after STARTTLS", "[engine][client]") {
+  // Same read, later read, and bytes given before tls_established().
+  for (int how = 0; how < 3; ++how) {
+    INFO(how);
+    client c{named("c.example")};
+    feed(c, "220 mx\r\n250-mx\r\n250 STARTTLS\r\n");
+    events_of(c);
+    drain_all(c);
+    if (how == 0) feed(c, "220 go\r\n250-mx\r\n250 AUTH PLAIN\r\n");
+    if (how != 0) feed(c, "220 go\r\n");
+    auto evs = events_of(c);
+    if (how == 1) {
+      CHECK(evs == std::vector<std::string>{"start_tls 220"});
+      c.receive("250 OK\r\n");
+      evs = events_of(c);
+      CHECK(evs == std::vector<std::string>{"error tls_response_injection"});
+    } else if (how == 2) {
+      CHECK(evs == std::vector<std::string>{"start_tls 220"});
+      c.receive("2");
+      CHECK(c.tls_established({}) == errc::api_bad_state);
+      CHECK(events_of(c) == std::vector<std::string>{"error tls_response_injection"});
+    } else {
+      CHECK(evs == std::vector<std::string>{"start_tls 220", "error tls_response_injection"});
+      CHECK(c.tls_established({}) == errc::api_bad_state);
+    }
+    CHECK(c.state() == client_state::failed);
+    CHECK(c.error() == errc::tls_response_injection);
+    CHECK(drain_all(c).empty());
+    CHECK_FALSE(c.tls_active());
+  }
+  {
+    // Injected bytes already buffered when the caller reports the handshake.
+    client c{named("c.example")};
+    feed(c, "220 mx\r\n250-mx\r\n250 STARTTLS\r\n220 go\r\n250 injected\r\n");
+    auto e = c.next_event();
+    while (!std::holds_alternative<ev::start_tls>(e))
+      e = c.next_event();
+    drain_all(c);
+    CHECK(c.tls_established({}) == errc::tls_response_injection);
+    CHECK(drain_all(c).empty());
+  }
+}
+
+TEST_CASE("client forgets pre-TLS capabilities", "[engine][client]") {
+  client c{named("c.example")};
+  feed(c, "220 mx\r\n250-mx\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 100\r\n220 go\r\n");
+  events_of(c);
+  CHECK(c.state() == client_state::tls_handshake);
+  CHECK(c.tls_established({"TLSv1.3", "x", true, "mx"}) == errc::ok);
+  CHECK_FALSE(c.capabilities().has(wire::capability::auth));
+  CHECK(drain_all(c) == "EHLO c.example\r\nSTARTTLS\r\nEHLO c.example\r\n");
+  // After TLS the server offers no AUTH (it offered it only in clear).
+  feed(c, "250-mx\r\n250 PIPELINING\r\n");
+  CHECK(events_of(c) == std::vector<std::string>{"capabilities ehlo tls=1 PIPELINING", "ready"});
+  CHECK(c.authenticate(creds("u", "p")) == errc::auth_not_offered);
+  CHECK(c.capabilities().size == 0);
+  CHECK(drain_all(c).empty());
+}
+
+TEST_CASE("client refuses credentials in clear", "[engine][client]") {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::opportunistic;
+  client c{cfg};
+  feed(c, "220 mx\r\n250-mx\r\n250 AUTH PLAIN LOGIN\r\n");
+  CHECK(events_of(c).back() == "ready");
+  smtpwire::sasl_plain p{"u", "p"};
+  CHECK(c.authenticate(p) == errc::auth_requires_tls);
+  CHECK(c.authenticate(creds("u", "p")) == errc::auth_requires_tls);
+  CHECK(drain_all(c) == "EHLO c.example\r\n");
+}
+
+// ---------------------------------------------------------------------------
+// Writer safety and API checks
+// ---------------------------------------------------------------------------
+
+namespace {
+std::unique_ptr<client> ready_client(std::string_view ehlo, bool pipelining = true) {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.pipelining = pipelining;
+  auto c = std::make_unique<client>(cfg);
+  feed(*c, "220 mx\r\n");
+  feed(*c, ehlo);
+  auto evs = events_of(*c);
+  REQUIRE(evs.back() == "ready");
+  drain_all(*c);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("client refuses values that would break the line", "[engine][client]") {
+  CHECK(client{named("bad\r\nname")}.config_error() == errc::api_value_invalid);
+  CHECK(client{named("bad name")}.config_error() == errc::api_value_invalid);
+  CHECK(client{named("[192.0.2.1]")}.config_error() == errc::ok);
+  auto c = ready_client("250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n");
+  using namespace std::string_view_literals;
+  const std::string_view bad_rcpts[][1] = {
+      {"bob@example.com\r\nRSET"sv}, {"bob@exa\0mple.com"sv}, {"<bob@example.com>"sv}, {"bob@"sv}};
+  for (const auto& r : bad_rcpts) {
+    smtpwire::envelope env;
+    env.from = "a@example.org";
+    env.recipients = r;
+    env.recipient_count = 1;
+    CHECK(c->send_mail(env) != errc::ok);
+    CHECK(c->output().empty());
+    CHECK(c->state() == client_state::ready);
+  }
+  smtpwire::envelope env;
+  env.from = "a@example.org\r\nDATA";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  CHECK(c->send_mail(env) != errc::ok);
+  env.from = "a@example.org";
+  env.mail_params = "X=1\r\nRSET";
+  CHECK(c->send_mail(env) == errc::command_value_invalid);
+  env.mail_params = "";
+  const std::string_view bad_params[] = {"NOTIFY=NEVER\nX"};
+  env.rcpt_params = bad_params;
+  CHECK(c->send_mail(env) == errc::command_value_invalid);
+  env.rcpt_params = nullptr;
+  env.recipient_count = 0;
+  CHECK(c->send_mail(env) == errc::api_value_invalid);
+  CHECK(c->command(wire::verb::vrfy, "bob\r\nQUIT") == errc::command_value_invalid);
+  CHECK(c->command(wire::verb::mail) == errc::api_value_invalid);
+  CHECK(c->output().empty());
+  // Credentials (clear text allowed here to reach the writer).
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.auth_in_clear = true;
+  client a{cfg};
+  feed(a, "220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n");
+  events_of(a);
+  drain_all(a);
+  smtpwire::sasl_plain nul{std::string_view("u\0v", 3), "p"};
+  CHECK(a.authenticate(nul) == errc::sasl_value_invalid);
+  CHECK(a.output().empty());
+  CHECK(a.state() == client_state::ready);
+}
+
+TEST_CASE("client checks SIZE, 8BITMIME, SMTPUTF8 and REQUIRETLS before sending",
+          "[engine][client]") {
+  auto c = ready_client("250-mx\r\n250 SIZE 1000\r\n");
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  env.size = 1001;
+  CHECK(c->send_mail(env) == errc::message_too_big);
+  env.size = 0;
+  env.body = wire::body_type::eight_bit_mime;
+  CHECK(c->send_mail(env) == errc::data_8bit_not_offered);
+  env.body = wire::body_type::binary_mime;
+  CHECK(c->send_mail(env) == errc::api_value_invalid);
+  env.body = wire::body_type::seven_bit;
+  const std::string_view utf8_rcpt[] = {"j\xc3\xb6rg@example.com"};
+  env.recipients = utf8_rcpt;
+  CHECK(c->send_mail(env) == errc::utf8_not_allowed);
+  env.recipients = one_rcpt;
+  env.requiretls = true;
+  CHECK(c->send_mail(env) == errc::requiretls_not_offered);
+  CHECK(c->output().empty());
+  env.requiretls = false;
+  env.size = 1000;
+  CHECK(c->send_mail(env) == errc::ok);
+  CHECK(drain_all(*c) == "MAIL FROM:<a@example.org> SIZE=1000\r\n");
+}
+
+TEST_CASE("client fails on undeclared 8-bit content and NUL", "[engine][client]") {
+  using namespace std::string_view_literals;
+  for (std::string_view bad : {"caf\xc3\xa9\r\n"sv, "a\0b"sv}) {
+    auto c = ready_client("250 mx\r\n", false);
+    smtpwire::envelope env;
+    env.from = "a@example.org";
+    env.recipients = one_rcpt;
+    env.recipient_count = 1;
+    REQUIRE(c->send_mail(env) == errc::ok);
+    feed(*c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    CHECK(events_of(*c).back() == "send_content");
+    drain_all(*c);
+    auto r = c->send_content(bad);
+    CHECK_FALSE(r);
+    CHECK(c->state() == client_state::failed);
+    CHECK(c->end_content() == errc::api_bad_state);
+  }
+}
+
+TEST_CASE("client streams big content with bounded output", "[engine][client]") {
+  auto c = ready_client("250-mx\r\n250 PIPELINING\r\n");
+  const std::size_t cap = c->buffer_capacity();
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  REQUIRE(c->send_mail(env) == errc::ok);
+  feed(*c, "250 ok\r\n250 ok\r\n354 go\r\n");
+  events_of(*c);
+  drain_all(*c);
+  std::string line(78, 'x');
+  line = "." + line + "\r\n";  // every line needs a dot added
+  std::string msg;
+  while (msg.size() < 1 << 20)
+    msg += line;
+  std::string sent;
+  std::string_view rest = msg;
+  std::size_t max_pending = 0;
+  while (!rest.empty()) {
+    auto r = c->send_content(rest);
+    REQUIRE(r);
+    rest.remove_prefix(*r);
+    max_pending = std::max(max_pending, c->output().size());
+    sent += c->output();
+    c->consume_output(c->output().size() / 2 + 1);  // a slow socket
+    sent.resize(sent.size() - c->output().size());
+  }
+  REQUIRE(c->end_content() == errc::ok);
+  sent += drain_all(*c);
+  CHECK(max_pending <= 65536);
+  CHECK(c->buffer_capacity() == cap);
+  std::string want;
+  for (std::size_t i = 0; i < msg.size() / line.size(); ++i)
+    want += "." + line;
+  want += ".\r\n";
+  CHECK(sent == want);
+}
+
+TEST_CASE("client reply errors are fatal and distinct", "[engine][client]") {
+  using namespace std::string_literals;
+  struct cse {
+    std::string bytes;
+    errc e;
+  };
+  std::string flood = "220-a\r\n";
+  for (int i = 0; i < 300; ++i)
+    flood += "220-a\r\n";
+  const cse cases[] = {
+      {"220-mx\r\n250 mixed\r\n", errc::reply_code_mismatch},
+      {"999 bad\r\n", errc::reply_code_invalid},
+      {"22\r\n", errc::reply_code_invalid},
+      {"220 mx\n", errc::bare_lf},
+      {"220 m\0x\r\n"s, errc::nul_byte},
+      {"220xmx\r\n", errc::reply_syntax},
+      {flood, errc::reply_too_many_lines},
+  };
+  for (const auto& k : cases) {
+    INFO(escaped(k.bytes));
+    client c{named("c.example")};
+    std::string_view rest = k.bytes;
+    std::vector<std::string> evs;
+    while (!rest.empty()) {
+      rest.remove_prefix(c.receive(rest));
+      for (auto& e : events_of(c))
+        evs.push_back(e);
+    }
+    REQUIRE(!evs.empty());
+    CHECK(evs.back() == "error " + std::string(smtpwire::to_string(k.e)));
+    CHECK(c.error() == k.e);
+    CHECK(drain_all(c).empty());
+  }
+  {
+    // An endless line: bounded memory, line_too_long.
+    client c{named("c.example")};
+    const std::size_t cap = c.buffer_capacity();
+    std::string big(100000, 'a');
+    big = "220 " + big;
+    std::string_view rest = big;
+    std::vector<std::string> evs;
+    while (!rest.empty() && c.state() != client_state::failed) {
+      rest.remove_prefix(c.receive(rest));
+      for (auto& e : events_of(c))
+        evs.push_back(e);
+    }
+    CHECK(evs.back() == "error line_too_long");
+    CHECK(c.buffer_capacity() == cap);
+  }
+}
+
+TEST_CASE("client timeouts follow RFC 5321 4.5.3.2", "[engine][client]") {
+  using namespace std::chrono;
+  const client::time_point t0{};
+  client c{named("c.example")};
+  CHECK_FALSE(c.deadline());
+  c.check_time(t0);
+  REQUIRE(c.deadline());
+  CHECK(*c.deadline() == t0 + minutes(5));
+  c.check_time(t0 + minutes(4));
+  CHECK(c.state() == client_state::greeting);
+  c.check_time(t0 + minutes(5));
+  CHECK(c.state() == client_state::failed);
+  CHECK(events_of(c) == std::vector<std::string>{"error timeout"});
+
+  auto r = ready_client("250 mx\r\n", false);
+  CHECK_FALSE(r->deadline());
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  REQUIRE(r->send_mail(env) == errc::ok);
+  feed(*r, "250 ok\r\n250 ok\r\n");
+  events_of(*r);
+  CHECK(r->state() == client_state::data);
+  r->check_time(t0);
+  CHECK(*r->deadline() == t0 + minutes(2));
+  feed(*r, "354 go\r\n");
+  events_of(*r);
+  CHECK_FALSE(r->deadline());
+  REQUIRE(r->end_content() == errc::ok);
+  r->check_time(t0 + minutes(1));
+  CHECK(*r->deadline() == t0 + minutes(11));
+}
+
+TEST_CASE("client state and outcome names", "[engine][client]") {
+  for (std::size_t i = 0; i < smtpwire::client_state_count; ++i)
+    CHECK(smtpwire::to_string(static_cast<client_state>(i)) != "unknown");
+  CHECK(smtpwire::to_string(tls_policy::implicit) == "implicit");
+  CHECK(smtpwire::class_of(421) == reply_class::service_closing);
+  CHECK(smtpwire::class_of(420) == reply_class::transient);
+  CHECK(smtpwire::class_of(354) == reply_class::positive_intermediate);
+}
+
+TEST_CASE("client reset serves the next connection without allocating", "[engine][client]") {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  client c{cfg};
+  const std::size_t cap = c.buffer_capacity();
+  std::string first;
+  for (int round = 0; round < 2; ++round) {
+    c.reset();
+    CHECK(c.state() == client_state::greeting);
+    CHECK(c.error() == errc::ok);
+    feed(c, "220 mx\r\n250-mx\r\n250 PIPELINING\r\n");
+    CHECK(events_of(c).back() == "ready");
+    smtpwire::envelope env;
+    env.from = "a@example.org";
+    env.recipients = one_rcpt;
+    env.recipient_count = 1;
+    REQUIRE(c.send_mail(env) == errc::ok);
+    feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+    CHECK(events_of(c).back() == "send_content");
+    REQUIRE(c.send_content("hi\r\n"));
+    REQUIRE(c.end_content() == errc::ok);
+    feed(c, "250 ok\r\n");
+    CHECK(events_of(c) == std::vector<std::string>{"accepted 1 250", "ready"});
+    REQUIRE(c.quit() == errc::ok);
+    feed(c, "221 bye\r\n");
+    CHECK(events_of(c) == std::vector<std::string>{"closed 221"});
+    const std::string sent = drain_all(c);
+    if (round == 0) first = sent;
+    CHECK(sent == first);
+    CHECK(c.buffer_capacity() == cap);
+  }
+  CHECK(first ==
+        "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT "
+        "TO:<bob@example.com>\r\nDATA\r\nhi\r\n.\r\n"
+        "QUIT\r\n");
+}
+
+TEST_CASE("client sends only a mechanism the server listed", "[engine][client]") {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.auth_in_clear = true;
+  client c{cfg};
+  feed(c, "220 mx\r\n250-mx\r\n250 AUTH LOGIN X-VENDOR\r\n");
+  CHECK(events_of(c).back() == "ready");
+  drain_all(c);
+  smtpwire::sasl_plain plain{"u", "p"};
+  smtpwire::sasl_xoauth2 xo{"u", "tok"};
+  CHECK(c.authenticate(plain) == errc::auth_not_offered);
+  CHECK(c.authenticate(xo) == errc::auth_not_offered);
+  CHECK(c.output().empty());
+  // A mechanism outside the core (e.g. from a TLS/crypto adapter) plugs in
+  // through sasl_client_mechanism.
+  struct vendor final : smtpwire::sasl_client_mechanism {
+    std::string_view name() const noexcept override { return "X-VENDOR"; }
+    errc initial_response(std::string& out, bool& present) override {
+      present = true;
+      out += "hello";
+      return errc::ok;
+    }
+    errc respond(std::string_view challenge, std::string& out) override {
+      out += challenge;
+      out += "!";
+      return errc::ok;
+    }
+  } v;
+  REQUIRE(c.authenticate(v) == errc::ok);
+  CHECK(drain_all(c) == "AUTH X-VENDOR aGVsbG8=\r\n");
+  feed(c, "334 YWJj\r\n");  // "abc"
+  CHECK(events_of(c).empty());
+  CHECK(drain_all(c) == "YWJjIQ==\r\n");  // "abc!"
+  feed(c, "235 2.7.0 ok\r\n");
+  CHECK(events_of(c) == std::vector<std::string>{"auth ok X-VENDOR 235", "ready"});
+  CHECK(c.authenticated());
+}
+
+TEST_CASE("client cancels an AUTH exchange it cannot answer", "[engine][client]") {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.auth_in_clear = true;
+  client c{cfg};
+  feed(c, "220 mx\r\n250-mx\r\n250 AUTH PLAIN\r\n");
+  events_of(c);
+  drain_all(c);
+  smtpwire::sasl_plain plain{"u", "p"};
+  REQUIRE(c.authenticate(plain) == errc::ok);
+  CHECK(drain_all(c) == "AUTH PLAIN AHUAcA==\r\n");
+  feed(c, "334 not base64!\r\n");
+  CHECK(events_of(c).empty());
+  CHECK(drain_all(c) == "*\r\n");  // RFC 4954 §4
+  feed(c, "501 5.0.0 cancelled\r\n");
+  CHECK(events_of(c) == std::vector<std::string>{"auth failed PLAIN 501", "ready"});
+  CHECK_FALSE(c.authenticated());
+}
