@@ -1,0 +1,191 @@
+// Fuzz target for the server engine: random client bytes against a server
+// with a random configuration (the first bytes pick it) and random
+// decisions. Invariants, checked with abort():
+//  - the whole input fed at once and fed in random chunks give the same
+//    events and the same reply bytes (split invariance);
+//  - the reply bytes parse as SMTP replies (wire::reply_reader), ending on a
+//    reply boundary;
+//  - while a STARTTLS handshake is pending no event is produced and no byte
+//    is taken: plaintext after STARTTLS is never parsed as a command;
+//  - the output backlog stays bounded and no buffer grows (memory_reserved).
+#include <smtpwire/server.hpp>
+#include <smtpwire/wire/reply.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace {
+
+using namespace smtpwire;
+
+struct rng {
+  std::uint32_t s;
+  std::uint32_t next() {
+    s = s * 1664525u + 1013904223u;
+    return s >> 8;
+  }
+};
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+server_config make_config(const std::uint8_t* d) {
+  server_config c;
+  c.host_name = "mx.example";
+  const std::uint8_t a = d[0], b = d[1];
+  c.tls_available = a & 1;
+  c.extensions.chunking = a & 2;
+  if (a & 4) {
+    c.extensions.auth.add(wire::sasl::mechanism::plain);
+    c.extensions.auth.add(wire::sasl::mechanism::login);
+    c.extensions.auth.add(wire::sasl::mechanism::xoauth2);
+    c.extensions.auth.add(wire::sasl::mechanism::oauthbearer);
+    c.limits.max_auth_line = 2048;
+  }
+  c.policy.auth_only_over_tls = !(a & 8);
+  c.lmtp = a & 16;
+  c.extensions.smtputf8 = a & 32;
+  c.extensions.binarymime = a & 64;
+  c.extensions.dsn = a & 128;
+  c.policy.require_tls = b & 1;
+  c.policy.require_auth = b & 2;
+  c.implicit_tls = (b & 4) && c.tls_available;
+  c.leniency.bare_lf_in_data = b & 8;
+  c.leniency.undeclared_8bit = b & 16;
+  c.limits.input_buffer = (b & 32) ? 1 + d[2] % 64 : 1024;
+  c.limits.max_errors = 1 + (b >> 6) * 8;
+  c.limits.max_recipients = 1 + d[3] % 8;
+  c.limits.max_message_size = 16 + d[3] * 4u;
+  c.limits.max_commands = 200;
+  c.limits.max_auth_failures = 1 + d[3] % 3;
+  return c;
+}
+
+// Feeds `plain` then (after a successful STARTTLS handshake) `tls`, in chunks
+// from `chunk_seed` (0: all at once), deciding by `decision_seed`.
+std::string run(const server_config& cfg, std::string_view plain, std::string_view tls,
+                std::uint32_t chunk_seed, std::uint32_t decision_seed) {
+  server s(cfg);
+  const std::size_t reserved = s.memory_reserved();
+  rng chunks{chunk_seed};
+  rng decisions{decision_seed};
+  std::string log, out;
+  std::size_t after_starttls = 0;
+  bool starttls = false;
+  bool in_content = false;
+  auto drain = [&] {
+    for (int guard = 0; guard < 100000; ++guard) {
+      const server_event ev = s.next_event();
+      if (s.state() == server_state::tls_pending)
+        check(std::holds_alternative<std::monostate>(ev) ||
+              std::holds_alternative<starttls_event>(ev));
+      if (!std::holds_alternative<std::monostate>(ev) &&
+          !std::holds_alternative<content_event>(ev) && in_content) {
+        log += "|";  // content pieces depend on the chunking; their concatenation does not
+        in_content = false;
+      }
+      if (auto* c = std::get_if<content_event>(&ev)) {
+        check(!c->bytes.empty());
+        if (!in_content) log += "c:";
+        in_content = true;
+        log.append(c->bytes);
+      } else if (auto* t = std::get_if<starttls_event>(&ev)) {
+        starttls = true;
+        after_starttls += t->discarded;
+        log += "starttls|";
+      } else if (auto* e = std::get_if<data_end_event>(&ev)) {
+        log += "end:" + std::to_string(e->octets) + ":" +
+               std::to_string(static_cast<int>(e->error)) + "|";
+      } else if (!std::holds_alternative<std::monostate>(ev)) {
+        log += "e" + std::to_string(ev.index()) + "|";
+      }
+      check(s.output().size() <= cfg.limits.output_backlog + 4096);
+      const bool had_output = !s.output().empty();
+      out.append(s.output());
+      check(s.consume_output(s.output().size()) == errc::ok);
+      if (s.awaiting_decision()) {
+        const std::uint32_t r = decisions.next() % 8;
+        const errc e = r < 5 ? s.accept() : r < 7 ? s.reject() : s.temp_fail();
+        check(e == errc::ok);
+        continue;
+      }
+      if (std::holds_alternative<std::monostate>(ev) && !had_output) return;
+    }
+    std::abort();  // no progress
+  };
+  auto feed = [&](std::string_view bytes, bool plaintext) {
+    while (!bytes.empty()) {
+      std::size_t n = bytes.size();
+      if (chunk_seed != 0) n = 1 + chunks.next() % (n < 64 ? n : 64);
+      std::string_view part = bytes.substr(0, n);
+      const std::size_t took = s.receive(part);
+      if (took == 0) {
+        if (s.closed()) return;
+        if (s.state() == server_state::tls_pending) {
+          check(plaintext);
+          after_starttls += part.size();
+          bytes.remove_prefix(part.size());
+          continue;
+        }
+        drain();
+        if (s.receive(std::string_view()) != 0) std::abort();
+        const std::size_t again = s.receive(part);
+        if (again == 0 && !s.closed() && s.state() != server_state::tls_pending) std::abort();
+        bytes.remove_prefix(again);
+        drain();
+        continue;
+      }
+      bytes.remove_prefix(took);
+      drain();
+    }
+  };
+  if (cfg.implicit_tls) check(s.tls_established(tls_info{"TLSv1.3", "X", false, {}}) == errc::ok);
+  drain();
+  feed(plain, true);
+  if (starttls && s.state() == server_state::tls_pending) {
+    log += "handshake:" + std::to_string(after_starttls) + "|";
+    if (after_starttls == 0)
+      check(s.tls_established(tls_info{"TLSv1.3", "X", false, {}}) == errc::ok);
+    else
+      check(s.tls_failed() == errc::ok);
+    drain();
+    feed(tls, false);
+  } else {
+    feed(tls, true);  // no handshake happened: the rest is plaintext too
+    if (starttls && s.state() == server_state::tls_pending)
+      log += "handshake:" + std::to_string(after_starttls) + "|";
+  }
+  drain();
+  check(s.memory_reserved() == reserved);
+  // Replies are well-formed and end on a reply boundary.
+  wire::reply_reader reader;
+  std::string_view rest = out;
+  while (!rest.empty()) {
+    const wire::reply_result r = reader.read(rest);
+    check(r.status != wire::reply_status::error);
+    rest.remove_prefix(r.consumed);
+    if (r.status == wire::reply_status::need_more) break;
+  }
+  check(rest.empty() && reader.idle());
+  return log + "#" + out + "#" + std::string(to_string(s.state()));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 6) return 0;
+  const server_config cfg = make_config(data);
+  const std::uint32_t seed = static_cast<std::uint32_t>(data[4]) << 8 | data[2];
+  const std::size_t split = data[5];
+  const std::string_view input(reinterpret_cast<const char*>(data + 6), size - 6);
+  const std::string_view plain = input.substr(0, split < input.size() ? input.size() - split : 0);
+  const std::string_view tls = input.substr(plain.size());
+  const std::string whole = run(cfg, plain, tls, 0, seed);
+  const std::string chunked = run(cfg, plain, tls, seed | 1, seed);
+  check(whole == chunked);
+  return 0;
+}
