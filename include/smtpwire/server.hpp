@@ -130,9 +130,12 @@ struct server_limits {
   std::size_t max_auth_line = 12288;  ///< default 12288; RFC 4954 §4 minimum 12288
   std::size_t max_recipients = 100;   ///< per message; default 100, RFC 5321 §4.5.3.1.8 min 100
   std::uint64_t max_message_size =
-      33554432;                      ///< octets; default 32 MiB, RFC 5321 §4.5.3.1.7 min 64 KiB
-  std::size_t max_errors = 10;       ///< protocol errors before 421 4.7.0; default 10, no RFC limit
-  std::size_t max_commands = 10000;  ///< command lines per session; default 10000, no RFC limit
+      33554432;  ///< octets; default 32 MiB, RFC 5321 §4.5.3.1.7 min 64 KiB
+  /// Protocol errors before 421 4.7.0; default 10, no RFC limit. The 503/554
+  /// a pipelining client gets for RCPT/DATA/BDAT after this server refused
+  /// the transaction's MAIL or a RCPT are not errors and do not count.
+  std::size_t max_errors = 10;
+  std::size_t max_commands = 10000;   ///< command lines per session; default 10000, no RFC limit
   std::size_t max_auth_failures = 3;  ///< failed AUTH exchanges before 421; default 3, no RFC limit
   std::size_t input_buffer = 1024;  ///< octets buffered from receive(); default 1024, no RFC limit
   /// Unsent reply octets above which no further command is read (a client
@@ -693,6 +696,7 @@ class server {
   server_event refuse(wire::verb v, int code, std::string_view enh, std::string_view text,
                       bool count = true) noexcept;
   bool count_error() noexcept;
+  bool follows_refusal(wire::verb v) const noexcept;
   void close(close_reason r) noexcept;
   void fatal(close_reason r, int code, std::string_view enh, std::string_view text) noexcept;
   void reset_transaction() noexcept;
@@ -724,8 +728,10 @@ class server {
   std::size_t in_end_ = 0;
   std::string out_;
   std::size_t out_pos_ = 0;
-  std::string scratch_;           // EHLO's SIZE and AUTH lines
-  std::unique_ptr<char[]> sasl_;  // decoded SASL messages (LOGIN keeps the user here)
+  std::string scratch_;            // EHLO's SIZE and AUTH lines
+  int code_override_ = 0;          // decide(): an application code with the default text
+  std::string_view enh_override_;  // decide(): its enhanced code, when given
+  std::unique_ptr<char[]> sasl_;   // decoded SASL messages (LOGIN keeps the user here)
   std::size_t sasl_cap_ = 0;
   std::size_t sasl_len_ = 0;
   wire::data_decoder data_;
@@ -756,7 +762,12 @@ class server {
   std::string_view discard_enh_;
   std::string_view discard_text_;
   errc discard_error_ = errc::ok;
-  std::size_t rcpts_ = 0;      // accepted recipients of the transaction
+  std::size_t rcpts_ = 0;  // accepted recipients of the transaction
+  // The application refused this transaction's MAIL or a RCPT: the 503/554
+  // that a pipelining client then gets for its RCPT/DATA/BDAT follow from
+  // our refusal, not from a client error, and do not count (RFC 2920 §3.1).
+  bool refused_in_tx_ = false;
+  bool discard_count_ = true;  // whether the reply after a discarded chunk counts
   std::size_t lmtp_left_ = 0;  // LMTP end-of-content decisions still due
   std::size_t errors_ = 0;
   std::size_t commands_ = 0;
@@ -828,6 +839,10 @@ inline errc server::consume_output(std::size_t n) noexcept {
 inline void server::reply(int code, std::string_view enh, std::string_view text) noexcept {
   // The texts come from this file or were checked by decide(); the writer
   // refuses CR/LF/NUL again, and then the generic text goes out instead.
+  if (code_override_ != 0) {
+    code = code_override_;
+    if (!enh_override_.empty()) enh = enh_override_;
+  }
   std::optional<wire::enhanced_code> e;
   if (enhanced() && !enh.empty()) {
     auto parsed = wire::parse_enhanced_code(enh);
@@ -852,6 +867,11 @@ inline bool server::count_error() noexcept {
   scratch_.assign(cfg_.host_name).append(" Too many errors, closing connection");
   fatal(close_reason::too_many_errors, 421, "4.7.0", scratch_);
   return true;
+}
+
+inline bool server::follows_refusal(wire::verb v) const noexcept {
+  return refused_in_tx_ && cfg_.extensions.pipelining &&
+         (v == wire::verb::rcpt || v == wire::verb::data || v == wire::verb::bdat);
 }
 
 inline server_event server::refuse(wire::verb v, errc e) noexcept {
@@ -888,6 +908,7 @@ inline void server::reset_transaction() noexcept {
   bdat_error_ = errc::ok;
   bdat_eight_ = false;
   rcpts_ = 0;
+  refused_in_tx_ = false;
   bdat_.reset();
   data_.reset();
   if (reads_commands(state_) || state_ == server_state::in_data || state_ == server_state::in_bdat)
@@ -1025,8 +1046,9 @@ inline server_event server::on_line(std::string_view line) noexcept {
   const server_rule rule = sequence_rule(state_, v);
   if (v == wire::verb::bdat) return on_bdat(c, rule);
   if (rule == server_rule::out_of_sequence)
-    return refuse(v, 503, "5.5.1", "Bad sequence of commands");
-  if (rule == server_rule::no_recipients) return refuse(v, 554, "5.5.1", "No valid recipients");
+    return refuse(v, 503, "5.5.1", "Bad sequence of commands", !follows_refusal(v));
+  if (rule == server_rule::no_recipients)
+    return refuse(v, 554, "5.5.1", "No valid recipients", !follows_refusal(v));
 
   switch (v) {
     case wire::verb::helo:
@@ -1138,6 +1160,7 @@ inline server_event server::on_bdat(const wire::command& c, server_rule rule) no
   bdat_last_ = c.last;
   discard_error_ = errc::ok;
   discard_enh_ = "5.5.1";
+  discard_count_ = !follows_refusal(wire::verb::bdat);
   if (!cfg_.extensions.chunking) {
     discard_reply_code_ = 502;
     discard_text_ = "Command not offered";
@@ -1193,7 +1216,8 @@ inline server_event server::read_bdat() noexcept {
         // The application refused the start of content: its reply is already out.
         return std::monostate{};
       }
-      return refuse(wire::verb::bdat, discard_reply_code_, discard_enh_, discard_text_);
+      return refuse(wire::verb::bdat, discard_reply_code_, discard_enh_, discard_text_,
+                    discard_count_ || discard_reply_code_ == 502);
     }
     const errc e = bdat_error_ != errc::ok ? bdat_error_ : r.error;
     if (r.last) return end_of_content(e, bdat_.octets(), bdat_eight_, false, true);
@@ -1506,7 +1530,12 @@ inline errc server::decide(int cls, const server_reply* r) noexcept {
         return errc::api_value_invalid;
       }
     } else {
+      // The application's code (and enhanced code) with the default text.
+      code_override_ = code;
+      enh_override_ = r->enhanced;
       default_reply(d, cls);
+      code_override_ = 0;
+      enh_override_ = {};
     }
   } else {
     default_reply(d, cls);
@@ -1542,14 +1571,18 @@ inline void server::after_decision(server_decision d, int cls) noexcept {
       if (cls == 2) {
         state_ = server_state::awaiting_rcpt;
         rcpts_ = 0;
+        refused_in_tx_ = false;
       } else {
         tx_smtputf8_ = tx_8bit_ok_ = tx_binary_ = false;
+        refused_in_tx_ = true;
       }
       break;
     case server_decision::rcpt:
       if (cls == 2) {
         ++rcpts_;
         state_ = server_state::awaiting_data;
+      } else {
+        refused_in_tx_ = true;
       }
       break;
     case server_decision::data_start:

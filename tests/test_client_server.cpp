@@ -1,0 +1,601 @@
+// The client engine and the server engine joined in memory: each direction
+// of the "connection" delivers the other side's output() in seeded random
+// chunks of 1..N octets, taking only what receive() accepts. The server
+// application decides at random; the test checks that both ends agree on
+// every decision and that the content the server application receives is
+// the client's input as the data encoder normalises it.
+#include <smtpwire/client.hpp>
+#include <smtpwire/server.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+using smtpwire::client;
+using smtpwire::client_config;
+using smtpwire::client_event;
+using smtpwire::client_state;
+using smtpwire::errc;
+using smtpwire::rejection_stage;
+using smtpwire::server;
+using smtpwire::server_config;
+using smtpwire::server_event;
+using smtpwire::tls_policy;
+namespace ev = smtpwire::client_events;
+namespace wire = smtpwire::wire;
+
+namespace {
+
+// The message as wire::data_encoder (normalize_line_ends) and the server's
+// decoder turn it into content: bare CR, bare LF and CRLF each become CRLF,
+// and a CRLF is added when the message does not end with one (an empty
+// message stays empty: ".\r\n" right after the 354).
+std::string normalised(std::string_view m) {
+  std::string out;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if (m[i] == '\r') {
+      if (i + 1 < m.size() && m[i + 1] == '\n') ++i;
+      out += "\r\n";
+    } else if (m[i] == '\n') {
+      out += "\r\n";
+    } else {
+      out += m[i];
+    }
+  }
+  if (!out.empty() && (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0))
+    out += "\r\n";
+  return out;
+}
+
+// One message the client sends, and what both sides saw of it.
+struct message {
+  std::string from;
+  std::vector<std::string> rcpt_storage;
+  std::vector<std::string_view> rcpts;
+  std::string content;
+  bool eight_bit = false;
+
+  // What the server application decided (codes: 250, 450, 550, …).
+  bool server_saw_mail = false;
+  int mail_code = 0;
+  std::vector<int> rcpt_codes;
+  bool server_saw_data = false;
+  std::vector<int> end_codes;  // one per accepted recipient in LMTP, else one
+  std::string received;
+
+  // What the client reported.
+  std::vector<std::size_t> client_rcpt_index;
+  std::vector<int> client_rcpt_codes;
+  std::vector<int> client_delivery_codes;
+  int outcome = 0;  // 1 accepted, 2 rejected
+  std::size_t accepted_count = 0;
+  rejection_stage stage = rejection_stage::mail;
+  int final_code = 0;
+};
+
+// A client and a server over a randomly chunked in-memory connection.
+struct joined {
+  client c;
+  server s;
+  std::mt19937 rng;
+  std::size_t max_chunk;
+  std::vector<message> msgs;
+  std::size_t next_send = 0;   // the next message send_mail() gets
+  std::size_t server_msg = 0;  // the message the server application is on (mail count)
+  std::size_t client_msg = 0;  // the message whose events the client reports
+  std::string_view to_stream;  // content left to pass to send_content
+  bool streaming = false;
+  bool ended = false;
+  std::size_t lmtp_rcpt_accepted = 0;
+  std::size_t lmtp_end_seen = 0;
+
+  // Knobs.
+  int mail_refusal_per_mille = 60;
+  int rcpt_refusal_per_mille = 300;
+  int content_refusal_per_mille = 80;
+  bool auth_wanted = false;
+  std::string_view auth_user, auth_pass;
+
+  // Observations.
+  std::string c2s;  // every byte that crossed client -> server
+  std::size_t c2s_at_tls = std::string::npos;
+  bool client_start_tls = false, server_starttls = false;
+  bool client_error = false, client_closed = false, server_closed = false;
+  int auth_outcome = 0;  // 1 success, 2 failure
+  bool server_auth_ok = false;
+  smtpwire::close_reason close_reason = smtpwire::close_reason::timeout;
+  std::size_t idle_rounds = 0;
+
+  joined(const client_config& cc, const server_config& sc, std::uint32_t seed, std::size_t n)
+      : c(cc), s(sc), rng(seed), max_chunk(n) {}
+
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+  bool chance(int per_mille) { return pick(0, 999) < per_mille; }
+
+  // Moves one random chunk each way; returns true when a byte moved.
+  bool transfer() {
+    bool moved = false;
+    std::string_view co = c.output();
+    if (!co.empty()) {
+      const std::size_t k = std::min<std::size_t>(co.size(), pick(1, int(max_chunk)));
+      const std::size_t taken = s.receive(co.substr(0, k));
+      REQUIRE(taken <= k);
+      c2s.append(co.data(), taken);
+      c.consume_output(taken);
+      moved = moved || taken != 0;
+    }
+    std::string_view so = s.output();
+    if (!so.empty() && c.state() != client_state::tls_handshake) {
+      const std::size_t k = std::min<std::size_t>(so.size(), pick(1, int(max_chunk)));
+      const std::size_t taken = c.receive(so.substr(0, k));
+      REQUIRE(taken <= k);
+      REQUIRE(s.consume_output(taken) == errc::ok);
+      moved = moved || taken != 0;
+    }
+    return moved;
+  }
+
+  smtpwire::server_reply refusal(int code) {
+    smtpwire::server_reply r;
+    r.code = code;
+    return r;
+  }
+
+  // Decides with a random refusal rate; returns the code sent.
+  int decide(int per_mille, int code_ok) {
+    if (chance(per_mille)) {
+      const bool perm = chance(500);
+      REQUIRE((perm ? s.reject(refusal(550)) : s.temp_fail(refusal(450))) == errc::ok);
+      return perm ? 550 : 450;
+    }
+    REQUIRE(s.accept() == errc::ok);
+    return code_ok;
+  }
+
+  bool pump_server() {
+    bool any = false;
+    for (;;) {
+      const server_event e = s.next_event();
+      if (std::holds_alternative<std::monostate>(e)) break;
+      any = true;
+      if (std::holds_alternative<smtpwire::connect_event>(e)) {
+        REQUIRE(s.accept() == errc::ok);
+      } else if (std::holds_alternative<smtpwire::hello_event>(e)) {
+        REQUIRE(s.accept() == errc::ok);
+      } else if (auto* m = std::get_if<smtpwire::mail_event>(&e)) {
+        REQUIRE(server_msg < msgs.size());
+        message& msg = msgs[server_msg++];
+        REQUIRE(std::string(m->reverse_path.address.local_part) + "@" +
+                    std::string(m->reverse_path.address.domain) ==
+                msg.from);
+        msg.server_saw_mail = true;
+        msg.mail_code = decide(mail_refusal_per_mille, 250);
+      } else if (auto* r = std::get_if<smtpwire::rcpt_event>(&e)) {
+        message& msg = msgs[server_msg - 1];
+        REQUIRE(msg.rcpt_codes.size() < msg.rcpts.size());
+        const std::string addr = std::string(r->forward_path.address.local_part) + "@" +
+                                 std::string(r->forward_path.address.domain);
+        REQUIRE(addr == msg.rcpts[msg.rcpt_codes.size()]);
+        msg.rcpt_codes.push_back(decide(rcpt_refusal_per_mille, 250));
+      } else if (std::holds_alternative<smtpwire::data_start_event>(e)) {
+        msgs[server_msg - 1].server_saw_data = true;
+        lmtp_end_seen = 0;
+        REQUIRE(s.accept() == errc::ok);
+      } else if (auto* ct = std::get_if<smtpwire::content_event>(&e)) {
+        msgs[server_msg - 1].received.append(ct->bytes);
+      } else if (auto* d = std::get_if<smtpwire::data_end_event>(&e)) {
+        message& msg = msgs[server_msg - 1];
+        REQUIRE(d->error == errc::ok);
+        REQUIRE(d->octets == msg.received.size());
+        // LMTP: the decision is due again, without a new event, once per
+        // accepted recipient (RFC 2033 §4.2).
+        do {
+          msg.end_codes.push_back(decide(content_refusal_per_mille, 250));
+        } while (s.pending_decision() == smtpwire::server_decision::data_end);
+        CHECK(msg.end_codes.size() == (s.config().lmtp ? d->recipients : 1));
+      } else if (auto* a = std::get_if<smtpwire::auth_event>(&e)) {
+        // The server application's own credential store: one user.
+        server_auth_ok = a->authcid == "alice" && a->secret == "correct horse";
+        REQUIRE((server_auth_ok ? s.accept() : s.reject()) == errc::ok);
+      } else if (std::holds_alternative<smtpwire::starttls_event>(e)) {
+        server_starttls = true;
+      } else if (auto* rj = std::get_if<smtpwire::rejected_event>(&e)) {
+        // The engine refuses on its own only a pipelined RCPT or DATA after
+        // MAIL was refused, DATA without recipients, and MAIL under the
+        // require_auth policy.
+        INFO("verb " << int(rj->verb) << " code " << rj->code);
+        REQUIRE((rj->verb == wire::verb::data || rj->verb == wire::verb::rcpt ||
+                 rj->verb == wire::verb::mail));
+      } else if (auto* cl = std::get_if<smtpwire::closed_event>(&e)) {
+        server_closed = true;
+        close_reason = cl->reason;
+      }
+    }
+    return any;
+  }
+
+  void start_next() {
+    if (auth_wanted && auth_outcome == 0 && !c.authenticated()) {
+      smtpwire::credentials cr;
+      cr.user = auth_user;
+      cr.password = auth_pass;
+      REQUIRE(c.authenticate(cr) == errc::ok);
+      return;
+    }
+    if (next_send < msgs.size()) {
+      message& m = msgs[next_send++];
+      smtpwire::envelope env;
+      env.from = m.from;
+      env.recipients = m.rcpts.data();
+      env.recipient_count = m.rcpts.size();
+      env.size = m.content.size();
+      if (m.eight_bit) env.body = wire::body_type::eight_bit_mime;
+      REQUIRE(c.send_mail(env) == errc::ok);
+    } else {
+      REQUIRE(c.quit() == errc::ok);
+    }
+  }
+
+  bool pump_client() {
+    bool any = false;
+    for (;;) {
+      const client_event e = c.next_event();
+      if (std::holds_alternative<std::monostate>(e)) break;
+      any = true;
+      if (std::holds_alternative<ev::ready>(e)) {
+        start_next();
+      } else if (std::holds_alternative<ev::start_tls>(e)) {
+        client_start_tls = true;
+      } else if (auto* a = std::get_if<ev::auth_result>(&e)) {
+        auth_outcome = a->success ? 1 : 2;
+      } else if (auto* r = std::get_if<ev::recipient>(&e)) {
+        message& m = msgs[client_msg];
+        REQUIRE(r->address == m.rcpts[r->index]);
+        REQUIRE(r->accepted == (r->reply.code() / 100 == 2));
+        m.client_rcpt_index.push_back(r->index);
+        m.client_rcpt_codes.push_back(r->reply.code());
+      } else if (std::holds_alternative<ev::send_content>(e)) {
+        to_stream = msgs[client_msg].content;
+        streaming = true;
+        ended = false;
+      } else if (auto* d = std::get_if<ev::delivery>(&e)) {
+        message& m = msgs[client_msg];
+        REQUIRE(d->address == m.rcpts[d->index]);
+        REQUIRE(d->delivered == (d->reply.code() / 100 == 2));
+        m.client_delivery_codes.push_back(d->reply.code());
+      } else if (auto* ma = std::get_if<ev::message_accepted>(&e)) {
+        message& m = msgs[client_msg++];
+        m.outcome = 1;
+        m.accepted_count = ma->recipients;
+        m.final_code = ma->reply.code();
+        streaming = false;
+      } else if (auto* mr = std::get_if<ev::message_rejected>(&e)) {
+        message& m = msgs[client_msg++];
+        m.outcome = 2;
+        m.stage = mr->stage;
+        m.final_code = mr->reply.code();
+        streaming = false;
+      } else if (std::holds_alternative<ev::closed>(e)) {
+        client_closed = true;
+      } else if (auto* er = std::get_if<ev::error>(&e)) {
+        INFO("client error " << smtpwire::to_string(er->code));
+        client_error = true;
+      }
+    }
+    if (streaming && !ended) {
+      if (!to_stream.empty()) {
+        const std::size_t k = std::min<std::size_t>(to_stream.size(), pick(1, 64));
+        const auto taken = c.send_content(to_stream.substr(0, k));
+        REQUIRE(taken.has_value());
+        to_stream.remove_prefix(*taken);
+        any = any || *taken != 0;
+      } else if (c.end_content() == errc::ok) {
+        ended = true;
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  // Hook called when the client reports start_tls: both sides are told the
+  // handshake is done once the server's 220 has been delivered.
+  void maybe_finish_tls() {
+    if (!client_start_tls || c.state() != client_state::tls_handshake) return;
+    if (!server_starttls || !s.output().empty()) return;
+    c2s_at_tls = c2s.size();
+    const smtpwire::tls_info info{"TLSv1.3", "TLS_AES_256_GCM_SHA384", true, "mx.example.test"};
+    REQUIRE(s.tls_established(info) == errc::ok);
+    REQUIRE(c.tls_established(info) == errc::ok);
+  }
+
+  void run() {
+    for (std::size_t round = 0; round < 200000; ++round) {
+      bool progress = pump_server();
+      progress = pump_client() || progress;
+      maybe_finish_tls();
+      progress = transfer() || progress;
+      if (client_error) return;
+      if (client_closed && server_closed && c.output().empty() && s.output().empty()) return;
+      if (!progress && ++idle_rounds > 64) return;
+      if (progress) idle_rounds = 0;
+    }
+  }
+};
+
+message random_message(std::mt19937& rng, std::size_t session, std::size_t k, bool allow_8bit) {
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  message m;
+  m.from = "s" + std::to_string(session) + "m" + std::to_string(k) + "@client.test";
+  const int n = pick(1, 5);
+  for (int j = 0; j < n; ++j)
+    m.rcpt_storage.push_back("r" + std::to_string(j) + ".m" + std::to_string(k) + "@mx.test");
+  for (const std::string& r : m.rcpt_storage)
+    m.rcpts.emplace_back(r);
+  m.eight_bit = allow_8bit && pick(0, 3) == 0;
+  static const char alphabet[] = {'.', '\r', '\n', 'a', 'b', ' '};
+  const int len = pick(0, 3) == 0 ? pick(0, 8) : pick(0, 400);
+  for (int i = 0; i < len; ++i) {
+    if (m.eight_bit && pick(0, 15) == 0)
+      m.content += static_cast<char>(pick(0x80, 0xff));
+    else
+      m.content += alphabet[pick(0, 5)];
+  }
+  return m;
+}
+
+// Checks that the client's view of message `m` equals the server's decisions.
+void check_message(const message& m, bool lmtp) {
+  INFO("from " << m.from);
+  REQUIRE(m.server_saw_mail);
+  REQUIRE(m.outcome != 0);
+  if (m.mail_code != 250) {
+    CHECK(m.outcome == 2);
+    CHECK(m.stage == rejection_stage::mail);
+    CHECK(m.final_code == m.mail_code);
+    CHECK(m.rcpt_codes.empty());
+    for (int code : m.client_rcpt_codes)
+      CHECK(code / 100 != 2);
+    CHECK(!m.server_saw_data);
+    return;
+  }
+  // One recipient event per RCPT, in order, with the server's code.
+  REQUIRE(m.client_rcpt_codes.size() == m.rcpts.size());
+  REQUIRE(m.rcpt_codes == m.client_rcpt_codes);
+  for (std::size_t i = 0; i < m.client_rcpt_index.size(); ++i)
+    CHECK(m.client_rcpt_index[i] == i);
+  std::size_t accepted = 0;
+  for (int code : m.rcpt_codes)
+    accepted += code == 250 ? 1 : 0;
+  if (accepted == 0) {
+    CHECK(m.outcome == 2);
+    CHECK(m.stage == rejection_stage::recipients);
+    CHECK(!m.server_saw_data);
+    return;
+  }
+  REQUIRE(m.server_saw_data);
+  CHECK(m.received == normalised(m.content));
+  if (!lmtp) {
+    REQUIRE(m.end_codes.size() == 1);
+    CHECK(m.final_code == m.end_codes[0]);
+    if (m.end_codes[0] == 250) {
+      CHECK(m.outcome == 1);
+      CHECK(m.accepted_count == accepted);
+    } else {
+      CHECK(m.outcome == 2);
+      CHECK(m.stage == rejection_stage::content);
+    }
+    return;
+  }
+  REQUIRE(m.end_codes.size() == accepted);
+  CHECK(m.client_delivery_codes == m.end_codes);
+  std::size_t delivered = 0;
+  for (int code : m.end_codes)
+    delivered += code == 250 ? 1 : 0;
+  CHECK(m.final_code == m.end_codes.back());
+  if (delivered != 0) {
+    CHECK(m.outcome == 1);
+    CHECK(m.accepted_count == delivered);
+  } else {
+    CHECK(m.outcome == 2);
+    CHECK(m.stage == rejection_stage::content);
+  }
+}
+
+struct totals {
+  std::size_t sessions = 0, messages = 0, accepted = 0, rejected = 0, content_octets = 0;
+};
+
+void random_session(std::uint32_t seed, bool lmtp, totals& t) {
+  std::mt19937 rng(seed);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  client_config cc;
+  cc.local_name = "client.test";
+  cc.tls = tls_policy::none;
+  cc.pipelining = pick(0, 1) == 1;
+  cc.lmtp = lmtp;
+  server_config sc;
+  sc.host_name = "mx.test";
+  sc.lmtp = lmtp;
+  sc.extensions.pipelining = pick(0, 1) == 1;
+  sc.extensions.eightbitmime = pick(0, 3) != 0;
+  sc.extensions.enhancedstatuscodes = pick(0, 1) == 1;
+  const std::size_t chunk = pick(0, 2) == 0 ? 3 : std::size_t(pick(1, 300));
+  joined j(cc, sc, seed ^ 0x9e3779b9u, chunk);
+  const int n = pick(0, 3) == 0 ? pick(2, 5) : 1;
+  for (int k = 0; k < n; ++k)
+    j.msgs.push_back(random_message(rng, seed, std::size_t(k), sc.extensions.eightbitmime));
+  INFO("seed " << seed << " lmtp " << lmtp << " pipelining " << cc.pipelining << "/"
+               << sc.extensions.pipelining << " chunk " << chunk);
+  j.run();
+  INFO("client state " << smtpwire::to_string(j.c.state()) << " server state "
+                       << smtpwire::to_string(j.s.state()) << " client sent\n"
+                       << j.c2s);
+  for (const message& m : j.msgs)
+    UNSCOPED_INFO("msg mail " << m.mail_code << " rcpts " << m.rcpt_codes.size() << "/"
+                              << m.client_rcpt_codes.size() << " outcome " << m.outcome << " final "
+                              << m.final_code);
+  REQUIRE(!j.client_error);
+  REQUIRE(j.client_closed);
+  REQUIRE(j.server_closed);
+  INFO("server errors " << j.s.errors() << " close " << smtpwire::to_string(j.close_reason));
+  // A correct client never commits a protocol error, also not when its
+  // pipelined RCPT/DATA follow a refused MAIL (RFC 2920 §3.1).
+  CHECK(j.s.errors() == 0);
+  REQUIRE(j.client_msg == j.msgs.size());
+  REQUIRE(j.server_msg == j.msgs.size());
+  for (const message& m : j.msgs) {
+    check_message(m, lmtp);
+    ++t.messages;
+    (m.outcome == 1 ? t.accepted : t.rejected) += 1;
+    t.content_octets += m.received.size();
+  }
+  ++t.sessions;
+}
+
+}  // namespace
+
+TEST_CASE("normalised() follows the data encoder") {
+  CHECK(normalised("") == "");
+  CHECK(normalised("a") == "a\r\n");
+  CHECK(normalised("a\r") == "a\r\n");
+  CHECK(normalised("\r\r\n\n.") == "\r\n\r\n\r\n.\r\n");
+  CHECK(normalised("a\r\n") == "a\r\n");
+}
+
+TEST_CASE("client and server agree over a randomly chunked pipe") {
+  totals t;
+  for (std::uint32_t seed = 1; seed <= 2000; ++seed)
+    random_session(seed, false, t);
+  INFO("messages " << t.messages);
+  CHECK(t.sessions == 2000);
+  // The random plan reaches every outcome.
+  CHECK(t.accepted > 100);
+  CHECK(t.rejected > 100);
+  CHECK(t.content_octets > 100000);
+}
+
+TEST_CASE("client and server agree in LMTP with per-recipient decisions") {
+  totals t;
+  for (std::uint32_t seed = 5001; seed <= 5500; ++seed)
+    random_session(seed, true, t);
+  CHECK(t.sessions == 500);
+  CHECK(t.accepted > 50);
+  CHECK(t.rejected > 50);
+}
+
+TEST_CASE("STARTTLS transition, then AUTH PLAIN, between the two engines") {
+  for (std::uint32_t seed = 1; seed <= 200; ++seed) {
+    std::mt19937 rng(seed);
+    client_config cc;
+    cc.local_name = "client.test";
+    cc.tls = tls_policy::required;
+    cc.pipelining = seed % 2 == 0;
+    server_config sc;
+    sc.host_name = "mx.test";
+    sc.tls_available = true;
+    sc.policy.require_tls = true;
+    sc.policy.require_auth = true;
+    sc.extensions.auth.add(wire::sasl::mechanism::plain);
+    sc.extensions.auth.add(wire::sasl::mechanism::login);
+    const bool good = seed % 5 != 0;
+    joined j(cc, sc, seed, std::size_t(1 + seed % 40));
+    j.auth_wanted = true;
+    j.auth_user = "alice";
+    j.auth_pass = good ? "correct horse" : "wrong";
+    j.mail_refusal_per_mille = 0;
+    j.msgs.push_back(random_message(rng, seed, 0, false));
+    INFO("seed " << seed);
+    j.run();
+    REQUIRE(!j.client_error);
+    REQUIRE(j.client_start_tls);
+    REQUIRE(j.server_starttls);
+    REQUIRE(j.c2s_at_tls != std::string::npos);
+    // Before the handshake only EHLO and STARTTLS crossed the pipe.
+    const std::string clear = j.c2s.substr(0, j.c2s_at_tls);
+    CHECK(clear == "EHLO client.test\r\nSTARTTLS\r\n");
+    CHECK(j.c.tls_active());
+    CHECK(j.s.tls_active());
+    const std::string after = j.c2s.substr(j.c2s_at_tls);
+    CHECK(after.rfind("EHLO client.test\r\nAUTH PLAIN ", 0) == 0);
+    if (good) {
+      CHECK(j.server_auth_ok);
+      CHECK(j.auth_outcome == 1);
+      CHECK(j.c.authenticated());
+      CHECK(j.s.authenticated());
+      REQUIRE(j.client_closed);
+      REQUIRE(j.server_closed);
+      REQUIRE(j.client_msg == 1);
+      check_message(j.msgs[0], false);
+    } else {
+      CHECK(!j.server_auth_ok);
+      CHECK(j.auth_outcome == 2);
+      CHECK(!j.s.authenticated());
+      // The session stays usable: the MAIL the client then sends is refused
+      // by the server's require_auth policy with 530.
+      REQUIRE(j.client_closed);
+      REQUIRE(j.msgs[0].outcome == 2);
+      CHECK(j.msgs[0].stage == rejection_stage::mail);
+      CHECK(j.msgs[0].final_code == 530);
+    }
+  }
+}
+
+// Regression: a decision with the application's code and an empty text
+// ("the default text") went out with the decision's default code instead
+// (temp_fail(450) on MAIL sent 451; reject(550) at the end of data sent 554).
+TEST_CASE("server decisions keep the application's code with the default text") {
+  server_config sc;
+  sc.host_name = "mx.test";
+  server s(sc);
+  std::string out;
+  auto drain = [&] {
+    out.assign(s.output());
+    REQUIRE(s.consume_output(out.size()) == errc::ok);
+  };
+  auto next_decision = [&] {
+    for (int i = 0; i < 16 && !s.awaiting_decision(); ++i)
+      (void)s.next_event();
+    REQUIRE(s.awaiting_decision());
+  };
+  smtpwire::server_reply r;
+  next_decision();
+  REQUIRE(s.accept() == errc::ok);
+  drain();
+  const std::string_view in =
+      "EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nMAIL FROM:<a@c.test>\r\n"
+      "RCPT TO:<b@mx.test>\r\nDATA\r\nx\r\n.\r\n";
+  REQUIRE(s.receive(in) == in.size());
+  next_decision();
+  REQUIRE(s.accept() == errc::ok);
+  drain();
+  next_decision();
+  r.code = 452;
+  REQUIRE(s.temp_fail(r) == errc::ok);
+  drain();
+  CHECK(out.rfind("452 4.3.0 ", 0) == 0);
+  next_decision();
+  r.code = 250;
+  REQUIRE(s.accept(r) == errc::ok);
+  drain();
+  next_decision();
+  r.code = 251;
+  REQUIRE(s.accept(r) == errc::ok);
+  drain();
+  CHECK(out.rfind("251 2.1.5 ", 0) == 0);
+  next_decision();
+  REQUIRE(s.accept() == errc::ok);
+  drain();
+  next_decision();
+  r.code = 550;
+  r.enhanced = "5.7.1";
+  REQUIRE(s.reject(r) == errc::ok);
+  drain();
+  CHECK(out.rfind("550 5.7.1 ", 0) == 0);
+}
