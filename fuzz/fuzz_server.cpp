@@ -7,7 +7,11 @@
 //    reply boundary;
 //  - while a STARTTLS handshake is pending no event is produced and no byte
 //    is taken: plaintext after STARTTLS is never parsed as a command;
-//  - the output backlog stays bounded and no buffer grows (memory_reserved).
+//  - the output backlog stays bounded and so does memory_reserved() (only the
+//    output buffer grows, to its high-water mark).
+// With bit 0 of data[4] a plugged-in SASL mechanism (X-FUZZ, below) is
+// offered too; rejected OAUTHBEARER/XOAUTH2 tokens sometimes carry an RFC
+// 7628 §3.2.2 JSON error (server_reply::oauth_error).
 #include <smtpwire/server.hpp>
 #include <smtpwire/wire/reply.hpp>
 
@@ -32,6 +36,51 @@ struct rng {
 void check(bool ok) {
   if (!ok) std::abort();
 }
+
+// A plugged-in mechanism of three client messages: a user, the password
+// "pw", then an empty answer to the server-final challenge. "!" anywhere is
+// malformed; "bug" as the password sets done with a challenge.
+class fuzz_mechanism final : public sasl_server_mechanism {
+ public:
+  std::string_view name() const noexcept override { return "X-FUZZ"; }
+  errc start(std::string_view initial, bool present, std::string& challenge, bool& done) override {
+    step_ = 0;
+    user_.clear();
+    if (!present) {
+      challenge = "user";
+      return errc::ok;
+    }
+    return respond(initial, challenge, done);
+  }
+  errc respond(std::string_view r, std::string& challenge, bool& done) override {
+    if (r.find('!') != std::string_view::npos) return errc::sasl_message_invalid;
+    switch (step_++) {
+      case 0:
+        user_.assign(r);
+        challenge = "pass";
+        return errc::ok;
+      case 1:
+        if (r == "bug") {
+          challenge = "x";
+          done = true;
+          return errc::ok;
+        }
+        if (r != "pw") return errc::sasl_auth_failed;
+        challenge = "v=final";
+        return errc::ok;
+      default:
+        if (!r.empty()) return errc::sasl_message_invalid;
+        done = true;
+        return errc::ok;
+    }
+  }
+  std::string_view authcid() const noexcept override { return user_; }
+  std::string_view authzid() const noexcept override { return {}; }
+
+ private:
+  std::string user_;
+  int step_ = 0;
+};
 
 server_config make_config(const std::uint8_t* d) {
   server_config c;
@@ -67,10 +116,13 @@ server_config make_config(const std::uint8_t* d) {
 
 // Feeds `plain` then (after a successful STARTTLS handshake) `tls`, in chunks
 // from `chunk_seed` (0: all at once), deciding by `decision_seed`.
-std::string run(const server_config& cfg, std::string_view plain, std::string_view tls,
+std::string run(const server_config& cfg, bool plug, std::string_view plain, std::string_view tls,
                 std::uint32_t chunk_seed, std::uint32_t decision_seed) {
   server s(cfg);
+  fuzz_mechanism mech;
+  if (plug) check(s.add_sasl_mechanism(mech) == errc::ok);
   const std::size_t reserved = s.memory_reserved();
+  bool oauth = false;  // the pending auth decision is for an OAuth mechanism
   rng chunks{chunk_seed};
   rng decisions{decision_seed};
   std::string log, out;
@@ -100,6 +152,11 @@ std::string run(const server_config& cfg, std::string_view plain, std::string_vi
       } else if (auto* e = std::get_if<data_end_event>(&ev)) {
         log += "end:" + std::to_string(e->octets) + ":" +
                std::to_string(static_cast<int>(e->error)) + "|";
+      } else if (auto* a = std::get_if<auth_event>(&ev)) {
+        oauth = a->mechanism == wire::sasl::mechanism::oauthbearer ||
+                a->mechanism == wire::sasl::mechanism::xoauth2;
+        check(a->verified == (a->mechanism_name == "X-FUZZ"));
+        log += "auth:" + std::string(a->mechanism_name) + ":" + std::string(a->authcid) + "|";
       } else if (!std::holds_alternative<std::monostate>(ev)) {
         log += "e" + std::to_string(ev.index()) + "|";
       }
@@ -109,7 +166,14 @@ std::string run(const server_config& cfg, std::string_view plain, std::string_vi
       check(s.consume_output(s.output().size()) == errc::ok);
       if (s.awaiting_decision()) {
         const std::uint32_t r = decisions.next() % 8;
-        const errc e = r < 5 ? s.accept() : r < 7 ? s.reject() : s.temp_fail();
+        errc e;
+        if (r == 6 && oauth && s.pending_decision() == server_decision::auth) {
+          server_reply rep{535, "5.7.8", "Bad token"};
+          rep.oauth_error = R"({"status":"invalid_token","scope":"mail"})";
+          e = s.reject(rep);
+        } else {
+          e = r < 5 ? s.accept() : r < 7 ? s.reject() : s.temp_fail();
+        }
         check(e == errc::ok);
         continue;
       }
@@ -160,7 +224,7 @@ std::string run(const server_config& cfg, std::string_view plain, std::string_vi
       log += "handshake:" + std::to_string(after_starttls) + "|";
   }
   drain();
-  check(s.memory_reserved() == reserved);
+  check(s.memory_reserved() <= reserved + 2 * (cfg.limits.output_backlog + 4096) + 512);
   // Replies are well-formed and end on a reply boundary.
   wire::reply_reader reader;
   std::string_view rest = out;
@@ -184,8 +248,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input(reinterpret_cast<const char*>(data + 6), size - 6);
   const std::string_view plain = input.substr(0, split < input.size() ? input.size() - split : 0);
   const std::string_view tls = input.substr(plain.size());
-  const std::string whole = run(cfg, plain, tls, 0, seed);
-  const std::string chunked = run(cfg, plain, tls, seed | 1, seed);
+  const bool plug = data[4] & 1;
+  const std::string whole = run(cfg, plug, plain, tls, 0, seed);
+  const std::string chunked = run(cfg, plug, plain, tls, seed | 1, seed);
   check(whole == chunked);
   return 0;
 }

@@ -95,6 +95,8 @@ inline server_config make_server_config(const std::vector<std::string>& lines) {
       c.limits.max_command_line = num();
     else if (k == "max_auth_line")
       c.limits.max_auth_line = num();
+    else if (k == "mech")
+      continue;  // a plugged-in test mechanism: see run_server
     else
       FAIL("unknown config key " << k);
   }
@@ -134,12 +136,13 @@ inline std::string path_text(const wire::path& p) {
   return s + ">";
 }
 
-/// One scripted decision: "<kind> <n> accept|reject|tempfail [code [enh] text...]"
-/// applies to the n-th decision of that kind (1-based); others are accepted.
+/// One scripted decision: "<kind> <n> accept|reject|tempfail [code [enh] text...] [json=...]"
+/// applies to the n-th decision of that kind (1-based); others are accepted. Everything after
+/// "json=" is the server_reply::oauth_error (RFC 7628 §3.2.2).
 struct scripted_decision {
   std::string verdict;
   server_reply reply;
-  std::string enh, text;
+  std::string enh, text, json;
   bool custom = false;
 };
 
@@ -170,6 +173,11 @@ inline std::map<std::string, scripted_decision> parse_decisions(
         d.enh = rest.substr(0, sp);
         rest = sp == std::string::npos ? std::string() : rest.substr(sp + 1);
       }
+      const auto json = rest.find("json=");
+      if (json != std::string::npos) {
+        d.json = rest.substr(json + 5);
+        rest = rest.substr(0, json == 0 ? 0 : json - 1);
+      }
       d.text = rest;
     }
     m[w[0] + " " + w[1]] = d;
@@ -177,10 +185,71 @@ inline std::map<std::string, scripted_decision> parse_decisions(
   return m;
 }
 
+/// A test-only SASL mechanism of three client messages: the user ("authzid,authcid" or
+/// "authcid"; the initial response may carry it), the password "secret", then an empty
+/// answer to the server-final challenge "v=ok" (the RFC 4954 §4 shape SCRAM uses). A user
+/// holding '!' is malformed (501), a wrong password fails (535), the password "bug" makes
+/// the mechanism misbehave (done with a challenge).
+class toy_mechanism final : public sasl_server_mechanism {
+ public:
+  explicit toy_mechanism(std::string name) : name_(std::move(name)) {}
+  std::string_view name() const noexcept override { return name_; }
+  errc start(std::string_view initial, bool present, std::string& challenge, bool& done) override {
+    step_ = 0;
+    user_.clear();
+    if (!present) {
+      challenge = "user?";
+      return errc::ok;
+    }
+    return respond(initial, challenge, done);
+  }
+  errc respond(std::string_view response, std::string& challenge, bool& done) override {
+    switch (step_++) {
+      case 0:
+        if (response.empty() || response.find('!') != std::string_view::npos)
+          return errc::sasl_message_invalid;
+        user_.assign(response);
+        challenge = "pass?";
+        return errc::ok;
+      case 1:
+        if (response == "bug") {
+          challenge = "oops";
+          done = true;
+          return errc::ok;
+        }
+        if (response != "secret") return errc::sasl_auth_failed;
+        challenge = "v=ok";
+        return errc::ok;
+      case 2:
+        if (!response.empty()) return errc::sasl_message_invalid;
+        done = true;
+        return errc::ok;
+      default:
+        return errc::sasl_message_invalid;
+    }
+  }
+  std::string_view authcid() const noexcept override {
+    const auto comma = user_.find(',');
+    return comma == std::string::npos ? std::string_view(user_)
+                                      : std::string_view(user_).substr(comma + 1);
+  }
+  std::string_view authzid() const noexcept override {
+    const auto comma = user_.find(',');
+    return comma == std::string::npos ? std::string_view()
+                                      : std::string_view(user_).substr(0, comma);
+  }
+
+ private:
+  std::string name_;
+  std::string user_;
+  int step_ = 0;
+};
+
 /// Runs a dialogue. `chunks` are the client's bytes; the first `plain_size`
 /// octets (all of them when npos) are plaintext, the rest is what the client
 /// sends inside TLS after a STARTTLS. Decisions are made at once, as
-/// scripted. Returns the event log and the replies.
+/// scripted. `mechs` names toy_mechanism instances to plug in. Returns the
+/// event log and the replies.
 struct session_log {
   std::string events;
   std::string output;
@@ -188,8 +257,15 @@ struct session_log {
 
 inline session_log run_server(const server_config& cfg, const std::vector<std::string_view>& chunks,
                               const std::map<std::string, scripted_decision>& script,
-                              std::size_t plain_size = std::string_view::npos) {
+                              std::size_t plain_size = std::string_view::npos,
+                              const std::vector<std::string>& mechs = {}) {
   server s(cfg);
+  std::vector<toy_mechanism> toys;
+  toys.reserve(mechs.size());
+  for (const std::string& m : mechs) {
+    toys.emplace_back(m);
+    REQUIRE(s.add_sasl_mechanism(toys.back()) == errc::ok);
+  }
   session_log log;
   std::map<std::string, int> counts;
   std::string content;
@@ -210,6 +286,7 @@ inline session_log run_server(const server_config& cfg, const std::vector<std::s
       server_reply r = it->second.reply;
       r.enhanced = it->second.enh;
       r.text = it->second.text;
+      r.oauth_error = it->second.json;
       const std::string& v = it->second.verdict;
       if (v == "accept")
         e = it->second.custom ? s.accept(r) : s.accept();
@@ -250,9 +327,9 @@ inline session_log run_server(const server_config& cfg, const std::vector<std::s
                     (e->error != errc::ok ? " error=" + std::string(to_string(e->error)) : "") +
                     "\n";
     } else if (auto* a = std::get_if<auth_event>(&ev)) {
-      log.events += "auth " + std::string(wire::sasl::to_string(a->mechanism)) + " [" +
-                    escape(a->authzid) + "] [" + escape(a->authcid) + "] [" + escape(a->secret) +
-                    "]\n";
+      log.events += "auth " + std::string(a->mechanism_name) + " [" + escape(a->authzid) + "] [" +
+                    escape(a->authcid) + "] [" + escape(a->secret) + "]" +
+                    (a->verified ? " verified" : "") + "\n";
     } else if (auto* v = std::get_if<verify_event>(&ev)) {
       log.events += std::string(wire::to_string(v->verb)) + " " + std::string(v->argument) + "\n";
     } else if (auto* t = std::get_if<starttls_event>(&ev)) {
@@ -350,13 +427,17 @@ void run_vector_file(const std::string& file) {
     const std::string tls = v.has("tls") ? v.bytes("tls") : std::string();
     const std::string all = plain + tls;
     const std::size_t plain_size = v.has("tls") ? plain.size() : std::string_view::npos;
+    std::vector<std::string> mechs;
+    if (v.has("config"))
+      for (const std::string& l : v.lines("config"))
+        if (l.rfind("mech=", 0) == 0) mechs.push_back(l.substr(5));
     test::grind_options go;
     go.max_chunk_size = 24;
     go.random_rounds = 24;
     const std::string got = test::grind(
         all,
         [&](const std::vector<std::string_view>& chunks) {
-          const auto l = run_server(cfg, chunks, script, plain_size);
+          const auto l = run_server(cfg, chunks, script, plain_size, mechs);
           return l.events + "--\n" + l.output;
         },
         go);
@@ -910,4 +991,199 @@ TEST_CASE("a TLS handshake that never finishes times out without a plaintext rep
   auto ev = s.next_event();
   REQUIRE(std::holds_alternative<closed_event>(ev));
   CHECK(std::get<closed_event>(ev).reason == close_reason::timeout);
+}
+
+TEST_CASE("add_sasl_mechanism: names, duplicates, capacity, timing", "[server][auth]") {
+  server_config cfg = plain_config();
+  cfg.extensions.auth.add(wire::sasl::mechanism::plain);
+  cfg.policy.auth_only_over_tls = false;
+  server s(cfg);
+  test::toy_mechanism bad_chars("X TOY"), too_long("X-TOY-ABCDEFGHIJKLMNOP"), empty("");
+  CHECK(s.add_sasl_mechanism(bad_chars) == errc::api_value_invalid);
+  CHECK(s.add_sasl_mechanism(too_long) == errc::api_value_invalid);
+  CHECK(s.add_sasl_mechanism(empty) == errc::api_value_invalid);
+  test::toy_mechanism plain("plain");  // a built-in already offered
+  CHECK(s.add_sasl_mechanism(plain) == errc::api_value_invalid);
+  std::vector<test::toy_mechanism> many;
+  many.reserve(max_sasl_mechanisms + 1);
+  for (std::size_t i = 0; i <= max_sasl_mechanisms; ++i)
+    many.emplace_back("X-M" + std::to_string(i));
+  for (std::size_t i = 0; i < max_sasl_mechanisms; ++i)
+    CHECK(s.add_sasl_mechanism(many[i]) == errc::ok);
+  CHECK(s.add_sasl_mechanism(many.back()) == errc::api_value_invalid);
+  test::toy_mechanism again("x-m0");
+  server t(cfg);
+  REQUIRE(t.add_sasl_mechanism(many[0]) == errc::ok);
+  CHECK(t.add_sasl_mechanism(again) == errc::api_value_invalid);  // names compare without case
+  // Still allowed while the connect decision is pending, not after it.
+  REQUIRE(std::holds_alternative<connect_event>(t.next_event()));
+  CHECK(t.add_sasl_mechanism(many[1]) == errc::ok);
+  REQUIRE(t.accept() == errc::ok);
+  CHECK(t.add_sasl_mechanism(many[2]) == errc::api_bad_state);
+
+  // Names the engine does not decode are dropped from the built-in set: no AUTH is offered.
+  server_config cram = plain_config();
+  cram.extensions.auth.add(wire::sasl::mechanism::cram_md5);
+  cram.policy.auth_only_over_tls = false;
+  CHECK(server(cram).config().extensions.auth.empty());
+  CHECK(test::run_server(cram, {"EHLO c.example\r\n"}, {}).output.find("AUTH") ==
+        std::string::npos);
+
+  // Without built-in AUTH the SASL buffers are sized when the first mechanism is added.
+  server u(plain_config());
+  const std::size_t before = u.memory_reserved();
+  test::toy_mechanism toy("X-TOY");
+  REQUIRE(u.add_sasl_mechanism(toy) == errc::ok);
+  CHECK(u.memory_reserved() > before + plain_config().limits.max_auth_line);
+}
+
+TEST_CASE("an idle default session holds under 2 KiB; transactions do not grow it",
+          "[server][limits]") {
+  server s(plain_config());
+  REQUIRE(std::holds_alternative<connect_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  REQUIRE(s.receive("EHLO c.example\r\n") > 0);
+  REQUIRE(std::holds_alternative<hello_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  drain_output(s);
+  const std::size_t idle = sizeof(server) + s.memory_reserved();
+  CHECK(idle < 2048);
+  // Lines are framed inside the input buffer: no separate line buffer.
+  CHECK(s.memory_reserved() < plain_config().limits.input_buffer + 512);
+  const std::string tx =
+      "MAIL FROM:<a@c.example>\r\nRCPT TO:<b@mx.example>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n";
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(s.receive(tx) == tx.size());
+    for (;;) {
+      const auto ev = s.next_event();
+      if (s.awaiting_decision()) {
+        REQUIRE(s.accept() == errc::ok);
+        continue;
+      }
+      if (std::holds_alternative<std::monostate>(ev)) break;
+    }
+    drain_output(s);
+  }
+  CHECK(sizeof(server) + s.memory_reserved() == idle);
+}
+
+TEST_CASE("in-place line framing matches wire::line_reader on random bytes", "[server][framing]") {
+  std::uint32_t seed = 12345;
+  auto next = [&] {
+    seed = seed * 1664525u + 1013904223u;
+    return seed >> 8;
+  };
+  const char* const pieces[] = {
+      "NOOP",       "noop x",  "X", "\r", "\n", "\r\n", std::string_view("\0", 1).data(),
+      "0123456789", "\xc3\xa9"};
+  const std::size_t piece_len[] = {4, 6, 1, 1, 1, 2, 1, 10, 2};
+  for (int round = 0; round < 300; ++round) {
+    std::string input;
+    const std::size_t n = 1 + next() % 40;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t k = next() % 9;
+      input.append(pieces[k], piece_len[k]);
+      if (next() % 3 == 0) input.append("\r\n");
+    }
+    input.append("\r\nQUIT\r\n");
+    server_config cfg = plain_config();
+    cfg.limits.max_command_line = 8 + next() % 16;
+    cfg.limits.input_buffer = 1;  // as small as a line allows: compaction on every receive
+    cfg.limits.max_errors = 100000;
+    cfg.extensions.enhancedstatuscodes = false;
+    // Expected: one reply per line; for framing errors the error's reply, for
+    // lines (whatever the command's fate) "line", as the wire layer's reader
+    // frames the whole input.
+    std::string expected;
+    wire::line_reader lr(wire::line_options{cfg.limits.max_command_line, true});
+    std::string_view rest = input;
+    for (;;) {
+      const wire::line_result r = lr.read(rest);
+      rest.remove_prefix(r.consumed);
+      if (r.status == wire::line_status::need_more) break;
+      if (r.status == wire::line_status::error)
+        expected += std::string(reply_for(r.error).text) + "\n";
+      else
+        expected += "line\n";
+      if (r.status == wire::line_status::line && r.line == "QUIT") break;
+    }
+    std::vector<std::string_view> chunks;
+    std::string_view all = input;
+    while (!all.empty()) {
+      const std::size_t c = 1 + next() % 12;
+      chunks.push_back(all.substr(0, c));
+      all.remove_prefix(chunks.back().size());
+    }
+    INFO("input " << test::escape(input) << " max line " << cfg.limits.max_command_line);
+    const std::string out = run_server(cfg, chunks, {}).output;
+    std::string got;
+    std::size_t from = out.find("\r\n") + 2;  // after the greeting
+    while (from < out.size()) {
+      const std::size_t nl = out.find("\r\n", from);
+      const std::string reply = out.substr(from, nl - from);
+      bool framing = false;
+      for (errc e : {errc::bare_cr, errc::bare_lf, errc::nul_byte, errc::line_too_long})
+        if (reply == "500 " + std::string(reply_for(e).text)) framing = true;
+      got += framing ? reply.substr(4) + "\n" : "line\n";
+      from = nl + 2;
+    }
+    CHECK(got == expected);
+  }
+}
+
+TEST_CASE("RFC 7628 error exchange: API checks, held reply, failure limit", "[server][auth]") {
+  server_config cfg = plain_config();
+  cfg.extensions.auth.add(wire::sasl::mechanism::oauthbearer);
+  cfg.policy.auth_only_over_tls = false;
+  cfg.limits.max_auth_failures = 1;
+  cfg.limits.max_auth_line = 600;
+  server s(cfg);
+  REQUIRE(std::holds_alternative<connect_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  const std::string_view auth =
+      "EHLO c.example\r\nAUTH OAUTHBEARER "
+      "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9NTg3AWF1dGg9QmVhcmVyIHZG"
+      "OWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2c9PQEB\r\n";
+  REQUIRE(s.receive(auth) == auth.size());
+  REQUIRE(std::holds_alternative<hello_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  drain_output(s);
+  REQUIRE(std::holds_alternative<auth_event>(s.next_event()));
+  server_reply r{535, "5.7.8", "Bad token"};
+  r.oauth_error = R"({"status":"invalid_token"})";
+  server_reply bad = r;
+  bad.oauth_error = R"({"scope":"x"})";  // no status
+  CHECK(s.reject(bad) == errc::api_value_invalid);
+  bad.oauth_error = "not json";
+  CHECK(s.reject(bad) == errc::api_value_invalid);
+  server_reply ok{235, "2.7.0", "fine"};
+  ok.oauth_error = r.oauth_error;
+  CHECK(s.accept(ok) == errc::api_value_invalid);
+  CHECK(s.output().empty());
+  REQUIRE(s.awaiting_decision());
+  REQUIRE(s.reject(r) == errc::ok);
+  CHECK(drain_output(s) == "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n");
+  CHECK(s.state() == server_state::in_auth);
+  // An over-long dummy response ends the exchange as a failed attempt: the limit closes.
+  const std::string longline(700, 'A');
+  REQUIRE(s.receive(longline + "\r\n") > 0);
+  REQUIRE(std::holds_alternative<rejected_event>(s.next_event()));
+  REQUIRE(std::holds_alternative<closed_event>(s.next_event()));
+  CHECK(drain_output(s) ==
+        "500 5.5.6 Line too long\r\n421 4.7.0 mx.example Too many authentication failures\r\n");
+
+  // The dummy response releases the held reply, then the limit closes.
+  server t(cfg);
+  REQUIRE(std::holds_alternative<connect_event>(t.next_event()));
+  REQUIRE(t.accept() == errc::ok);
+  REQUIRE(t.receive(auth) == auth.size());
+  REQUIRE(std::holds_alternative<hello_event>(t.next_event()));
+  REQUIRE(t.accept() == errc::ok);
+  REQUIRE(std::holds_alternative<auth_event>(t.next_event()));
+  REQUIRE(t.reject(r) == errc::ok);
+  drain_output(t);
+  REQUIRE(t.receive("AQ==\r\n") == 6);
+  REQUIRE(std::holds_alternative<closed_event>(t.next_event()));
+  CHECK(drain_output(t) ==
+        "535 5.7.8 Bad token\r\n421 4.7.0 mx.example Too many authentication failures\r\n");
 }

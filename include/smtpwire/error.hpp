@@ -86,6 +86,9 @@ enum class errc : int {
   capability_value_invalid,  ///< writer: a capability value that cannot be written as EHLO lines
   sasl_message_invalid,      ///< a decoded SASL message outside its mechanism's grammar
   sasl_value_invalid,        ///< writer: a SASL field holding a byte or length it cannot carry
+  sasl_auth_failed,          ///< server: a SASL mechanism found the client's proof wrong (535)
+  sasl_crypto_failed,        ///< OpenSSL failed to hash, MAC, derive or draw random octets (454)
+  sasl_parameters_refused,   ///< client: SCRAM iteration count outside the configured bounds
 
   // -- message content (wire/data.hpp, wire/bdat.hpp) --
   data_bare_cr = 600,         ///< bare CR inside DATA content
@@ -110,6 +113,8 @@ enum class errc : int {
   reply_unexpected,              ///< a reply code the command in flight cannot receive
   reply_unsolicited,             ///< a reply while no command is in flight
   timeout,                       ///< the server did not answer within the configured time
+  tls_handshake_failed,          ///< the TLS adapter reported a failed handshake
+  dsn_not_offered,               ///< DSN parameters (RFC 3461) asked for, server offers no DSN
   // -- API misuse by the application (not the peer) --
   api_bad_state = 900,  ///< a call that the current state does not allow
   api_value_invalid,    ///< a value the application passed is invalid
@@ -234,6 +239,12 @@ constexpr reply_template reply_for(errc e) noexcept {
       break;
     case errc::sasl_message_invalid:
       return {501, "5.5.2", "Malformed SASL response for this mechanism"};
+    case errc::sasl_auth_failed:
+      return {535, "5.7.8", "Authentication credentials invalid"};
+    case errc::sasl_crypto_failed:
+      return {454, "4.7.0", "Temporary authentication failure"};
+    case errc::sasl_parameters_refused:
+      break;
     case errc::sasl_value_invalid:
       break;
     case errc::data_bare_cr:
@@ -264,6 +275,8 @@ constexpr reply_template reply_for(errc e) noexcept {
     case errc::reply_unexpected:
     case errc::reply_unsolicited:
     case errc::timeout:
+    case errc::tls_handshake_failed:
+    case errc::dsn_not_offered:
       // Client engine errors: the server's misbehaviour or the client's
       // policy; no server reply applies.
       break;
@@ -335,6 +348,9 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(capability_value_invalid)
     SMTPWIRE_ERRC_NAME(sasl_message_invalid)
     SMTPWIRE_ERRC_NAME(sasl_value_invalid)
+    SMTPWIRE_ERRC_NAME(sasl_auth_failed)
+    SMTPWIRE_ERRC_NAME(sasl_crypto_failed)
+    SMTPWIRE_ERRC_NAME(sasl_parameters_refused)
     SMTPWIRE_ERRC_NAME(data_bare_cr)
     SMTPWIRE_ERRC_NAME(data_bare_lf)
     SMTPWIRE_ERRC_NAME(data_nul)
@@ -355,6 +371,8 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(reply_unexpected)
     SMTPWIRE_ERRC_NAME(reply_unsolicited)
     SMTPWIRE_ERRC_NAME(timeout)
+    SMTPWIRE_ERRC_NAME(tls_handshake_failed)
+    SMTPWIRE_ERRC_NAME(dsn_not_offered)
     SMTPWIRE_ERRC_NAME(api_bad_state)
     SMTPWIRE_ERRC_NAME(api_value_invalid)
 #undef SMTPWIRE_ERRC_NAME

@@ -11,8 +11,12 @@
 // more bytes, a decision, or room in the output. Replies out: output() is
 // the reply bytes to send, consume_output(n) drops what was sent. Time in:
 // check_time(now) (see deadline()). Nothing here reads a socket or a clock,
-// and nothing allocates after construction except when an application reply
-// is longer than the reserved output buffer.
+// and nothing allocates in steady state: the input buffer (which also holds
+// the command line being framed) is sized at construction, SASL buffers when
+// AUTH is configured or a mechanism is plugged in, and the output buffer
+// starts small (greeting and EHLO reply) and grows to its high-water mark
+// (limits.output_backlog plus one reply) once, then is reused. An idle
+// default session holds under 2 KiB (see server::memory_reserved).
 //
 // Decisions. Some events are decision points (server::awaiting_decision()):
 // the connection (greeting), HELO/EHLO/LHLO, MAIL, each RCPT, the start of
@@ -92,8 +96,11 @@ struct server_extensions {
   bool binarymime = false;          ///< BINARYMIME (RFC 3030), needs chunking; default off
   bool dsn = false;                 ///< DSN (RFC 3461); default off
   bool requiretls = false;          ///< REQUIRETLS (RFC 8689), offered only inside TLS; default off
-  wire::sasl::mechanism_set auth;   ///< AUTH mechanisms (RFC 4954); empty: no AUTH. PLAIN,
-                                    ///< LOGIN, XOAUTH2 and OAUTHBEARER are decoded; others ignored
+  /// The built-in AUTH mechanisms (RFC 4954): PLAIN, LOGIN, XOAUTH2 and
+  /// OAUTHBEARER, which the engine decodes. Other names are dropped (neither
+  /// offered nor run): plug such mechanisms in with
+  /// server::add_sasl_mechanism. Empty and none plugged in: no AUTH.
+  wire::sasl::mechanism_set auth;
 };
 
 /// Policy switches.
@@ -121,7 +128,7 @@ struct server_policy {
   bool enforce_body = true;
 };
 
-/// Limits. Every buffer is sized from these once, at construction.
+/// Limits. The buffers are sized from these (see server::memory_reserved).
 struct server_limits {
   std::size_t max_command_line =
       512;  ///< octets with CRLF; default 512, RFC 5321 §4.5.3.1.4 min 512
@@ -137,7 +144,10 @@ struct server_limits {
   std::size_t max_errors = 10;
   std::size_t max_commands = 10000;   ///< command lines per session; default 10000, no RFC limit
   std::size_t max_auth_failures = 3;  ///< failed AUTH exchanges before 421; default 3, no RFC limit
-  std::size_t input_buffer = 1024;  ///< octets buffered from receive(); default 1024, no RFC limit
+  /// Octets buffered from receive(). Command lines are framed inside this
+  /// buffer, so it is never smaller than the longest line (max_command_line,
+  /// or max_auth_line when AUTH is offered).
+  std::size_t input_buffer = 1024;  ///< default 1024, no RFC limit
   /// Unsent reply octets above which no further command is read (a client
   /// that pipelines without reading replies is paused, not buffered).
   std::size_t output_backlog = 1024;  ///< default 1024, no RFC limit
@@ -341,15 +351,25 @@ struct data_end_event {
   errc error = errc::ok;       ///< why the content failed, or ok
 };
 
-/// AUTH credentials decoded from the SASL exchange (RFC 4954). Decision:
-/// accept() replies 235 2.7.0; reject() 535 5.7.8 (for XOAUTH2 and
-/// OAUTHBEARER too: the engine sends no RFC 7628 §3.2.2 error challenge).
-/// Views valid until the next call on the engine.
+/// AUTH credentials decoded from the SASL exchange (RFC 4954), or the
+/// identity a plugged-in mechanism (sasl_server_mechanism) has verified.
+/// Decision: accept() replies 235 2.7.0; reject() 535 5.7.8. For XOAUTH2 and
+/// OAUTHBEARER, a reject()/temp_fail() whose server_reply carries
+/// `oauth_error` runs the RFC 7628 §3.2.2 error exchange first (a 334 with
+/// the JSON status, the client's dummy response, then the reply).
+/// For a verified identity the application only authorises: may `authcid`
+/// act as `authzid`? Views valid until the next call on the engine.
 struct auth_event {
+  /// The mechanism; wire::sasl::mechanism::unknown for a plugged-in
+  /// mechanism whose name smtpwire does not know.
   wire::sasl::mechanism mechanism = wire::sasl::mechanism::plain;
-  std::string_view authzid;  ///< PLAIN/OAUTHBEARER authorization identity; may be empty
-  std::string_view authcid;  ///< the user name (XOAUTH2: the user)
-  std::string_view secret;   ///< the password, or the bearer token
+  std::string_view authzid;         ///< PLAIN/OAUTHBEARER authorization identity; may be empty
+  std::string_view authcid;         ///< the user name (XOAUTH2: the user)
+  std::string_view secret;          ///< the password, or the bearer token; empty when `verified`
+  std::string_view mechanism_name;  ///< the name as offered in EHLO ("PLAIN", "SCRAM-SHA-256", …)
+  /// True when a plugged-in mechanism verified the client's proof itself:
+  /// `secret` is empty and only the authorisation remains to decide.
+  bool verified = false;
 };
 
 /// VRFY or EXPN. Decision: accept() replies 252 2.5.0 (RFC 5321 §3.5.3),
@@ -446,6 +466,18 @@ struct server_reply {
   int code = 0;               ///< the basic code; its class must suit the call
   std::string_view enhanced;  ///< RFC 3463 class.subject.detail, or empty
   std::string_view text;      ///< the text; empty for the default text
+  /// Only for reject()/temp_fail() of an OAUTHBEARER or XOAUTH2 auth_event:
+  /// the RFC 7628 §3.2.2 error status, a JSON object such as
+  /// {"status":"invalid_token","scope":"mail","openid-configuration":"https://…"}
+  /// (checked with wire::sasl::parse_oauth_error). The engine sends it
+  /// base64-encoded in a 334 challenge and sends this reply (e.g. 535 5.7.8)
+  /// only after the client's dummy response: a single 0x01, "AQ==", for
+  /// OAUTHBEARER (RFC 7628 §3.2.3), an empty line for XOAUTH2; anything
+  /// else gets 501 (5.7.0 for "*", else 5.5.2) instead. Either way the
+  /// attempt counts towards limits.max_auth_failures. Empty: the reply
+  /// goes out at once. api_value_invalid for any other decision, for
+  /// accept(), or for JSON that does not parse.
+  std::string_view oauth_error{};
 };
 
 // ---------------------------------------------------------------------------
@@ -558,11 +590,63 @@ struct received_fields {
 }
 
 // ---------------------------------------------------------------------------
+// Pluggable SASL mechanisms (RFC 4422, RFC 4954 §4)
+// ---------------------------------------------------------------------------
+
+/// A server-side SASL mechanism the application plugs in (SCRAM, CRAM-MD5, …). One instance per
+/// session; the engine calls start() for each AUTH naming it, then respond() for each client line.
+///
+/// The engine does the SMTP side exactly as for the built-in mechanisms: it
+/// base64-decodes the initial response and every client line (invalid
+/// base64: 501 5.5.2; a line over limits.max_auth_line: 500 5.5.6), ends
+/// the exchange on "*" (501 5.7.0) without calling the mechanism, and
+/// base64-encodes each challenge into a 334 reply. A mechanism that has
+/// server-final data to send (SCRAM's "v=…") returns it as a challenge and
+/// sets `done` on the client's next (empty) response (RFC 4954 §4). When
+/// `done` is set the engine emits auth_event{verified = true} with
+/// authcid()/authzid(), and the application still accept()s (235) or
+/// reject()s (535) the identity. The views the mechanism returns must stay
+/// valid until the next call on the engine; the object must outlive the
+/// server it is added to.
+class sasl_server_mechanism {
+ public:
+  virtual std::string_view name() const noexcept = 0;  ///< as offered in EHLO's AUTH line
+  /// `initial`: the decoded initial response; `present` false when AUTH carried none.
+  /// Returns errc::ok and either sets `done` (the exchange is over: authcid()/authzid() are valid)
+  /// or appends the decoded challenge to `challenge` (sent base64 in a 334). Any other errc fails
+  /// the exchange (535 5.7.8 for a wrong proof — use a new errc sasl_auth_failed; 501 5.5.2 for a
+  /// malformed message).
+  ///
+  /// `challenge` arrives empty; appending to it may allocate. With `done`
+  /// set, nothing may be appended (the engine answers 451 4.3.0 then: a
+  /// mechanism bug). sasl_auth_failed counts as a failed AUTH attempt
+  /// (limits.max_auth_failures), like the application's reject(); any other
+  /// error is answered with reply_for(error) and, when that is a 5yz,
+  /// counts as a protocol error (limits.max_errors).
+  virtual errc start(std::string_view initial, bool present, std::string& challenge,
+                     bool& done) = 0;
+  /// A client line of the exchange after start() (decoded; empty for an
+  /// empty line); the same contract as start().
+  virtual errc respond(std::string_view response, std::string& challenge, bool& done) = 0;
+  /// The authentication identity, valid once `done` was set.
+  virtual std::string_view authcid() const noexcept = 0;
+  /// The authorization identity (empty: the same as authcid), valid once `done` was set.
+  virtual std::string_view authzid() const noexcept = 0;
+
+ protected:
+  ~sasl_server_mechanism() = default;
+};
+
+/// How many mechanisms server::add_sasl_mechanism takes.
+inline constexpr std::size_t max_sasl_mechanisms = 8;
+
+// ---------------------------------------------------------------------------
 // The engine
 // ---------------------------------------------------------------------------
 
 /// A server session. Not thread-safe; one per connection. Allocates its
-/// buffers once in the constructor (see memory_reserved()).
+/// buffers in the constructor; only the output buffer grows later, once, to
+/// its high-water mark (see memory_reserved()).
 class server {
  public:
   using time_point = std::chrono::steady_clock::time_point;
@@ -606,6 +690,20 @@ class server {
   errc temp_fail() noexcept { return decide(4, nullptr); }
   /// Refuses transiently with the application's 4yz reply.
   errc temp_fail(const server_reply& r) noexcept { return decide(4, &r); }
+
+  // -- SASL ----------------------------------------------------------------
+
+  /// Plugs in a SASL mechanism: EHLO offers it after the built-in ones
+  /// (where AUTH is offered at all, i.e. respecting
+  /// policy.auth_only_over_tls) and AUTH naming it (case-insensitively)
+  /// runs it. `m` must outlive the server. Call before the greeting, at the
+  /// latest while the connect decision is pending; it sizes the SASL
+  /// buffers from limits.max_auth_line when the configuration had no AUTH.
+  /// Errors (nothing changes): api_bad_state after the greeting was
+  /// decided; api_value_invalid when name() is not an RFC 4422 §3.1
+  /// mechanism name, is already offered (a built-in one of
+  /// extensions.auth, or added before), or max_sasl_mechanisms are added.
+  errc add_sasl_mechanism(sasl_server_mechanism& m) noexcept;
 
   // -- TLS -----------------------------------------------------------------
 
@@ -662,18 +760,39 @@ class server {
   std::size_t errors() const noexcept { return errors_; }
   /// The configuration in force.
   const server_config& config() const noexcept { return cfg_; }
-  /// Heap octets reserved by the constructor (input, line, output, SASL
-  /// buffers); with sizeof(server) the memory of an idle session.
+  /// Heap octets the session holds now: the input buffer, the output and
+  /// scratch strings' capacity, the SASL buffer, the mechanism table and a
+  /// host name too long for the string's inline buffer. With sizeof(server)
+  /// the memory of an idle session. It grows only while the output buffer
+  /// reaches its high-water mark, and when add_sasl_mechanism sizes the
+  /// SASL buffers.
   std::size_t memory_reserved() const noexcept {
-    return cfg_.limits.input_buffer + line_.buffer_capacity() + out_.capacity() + sasl_cap_ +
-           cfg_.host_name.capacity();
+    return in_cap_ + heap_capacity(out_) + heap_capacity(scratch_) + sasl_cap_ +
+           heap_capacity(cfg_.host_name) +
+           (mechs_ ? max_sasl_mechanisms * sizeof(sasl_server_mechanism*) : 0);
   }
 
  private:
-  enum class auth_step : std::uint8_t { none, plain, login_user, login_pass, xoauth2, oauthbearer };
+  enum class auth_step : std::uint8_t {
+    none,
+    plain,
+    login_user,
+    login_pass,
+    xoauth2,
+    oauthbearer,
+    custom,
+    oauth_error_bearer,   // RFC 7628 §3.2.2 error challenge sent: waiting for 0x01
+    oauth_error_xoauth2,  // the same for XOAUTH2: waiting for an empty response
+  };
+  bool in_oauth_error() const noexcept {
+    return auth_ == auth_step::oauth_error_bearer || auth_ == auth_step::oauth_error_xoauth2;
+  }
 
+  bool auth_configured() const noexcept {
+    return !cfg_.extensions.auth.empty() || mech_count_ != 0;
+  }
   bool auth_offered() const noexcept {
-    return !cfg_.extensions.auth.empty() && (tls_ || !cfg_.policy.auth_only_over_tls);
+    return auth_configured() && (tls_ || !cfg_.policy.auth_only_over_tls);
   }
   bool starttls_offered() const noexcept {
     return cfg_.extensions.starttls && cfg_.tls_available && !tls_ && !cfg_.implicit_tls;
@@ -712,6 +831,24 @@ class server {
   server_event on_bdat(const wire::command& c, server_rule rule) noexcept;
   server_event on_auth(const wire::command& c) noexcept;
   server_event auth_message(std::string_view msg) noexcept;
+  server_event custom_step(errc e, bool done) noexcept;
+  void end_auth() noexcept;
+  bool count_auth_failure() noexcept;
+  std::size_t sasl_capacity() const noexcept { return line_max_ / 4 * 3 * 2 + 8; }
+  wire::line_result read_line() noexcept;
+  wire::line_result line_error(std::size_t consumed, errc e) noexcept;
+  void drop_input() noexcept {
+    in_pos_ = in_end_ = 0;
+    scanned_ = 0;
+    discarding_ = false;
+    discard_prev_cr_ = false;
+  }
+  static std::size_t heap_capacity(const std::string& s) noexcept {
+    // The small-string buffer inside the object is not heap memory.
+    const char* d = s.data();
+    const char* o = reinterpret_cast<const char*>(&s);
+    return d >= o && d < o + sizeof(s) ? 0 : s.capacity() + 1;
+  }
   server_event read_data() noexcept;
   server_event read_bdat() noexcept;
   server_event end_of_content(errc e, std::uint64_t octets, bool eight, bool long_lines,
@@ -721,21 +858,35 @@ class server {
   void default_reply(server_decision d, int cls) noexcept;
   void after_decision(server_decision d, int cls) noexcept;
 
+  // Wide members first, then the narrow ones together: sizeof(server) is
+  // part of the memory of every idle session.
   server_config cfg_;
-  wire::line_reader line_;
-  std::unique_ptr<char[]> in_;
+  std::size_t line_max_ = 512;  // the longest line with CRLF: command or SASL line
+  std::unique_ptr<char[]> in_;  // client octets; command lines are framed in place
+  std::size_t in_cap_ = 0;
   std::size_t in_pos_ = 0;
   std::size_t in_end_ = 0;
+  std::size_t scanned_ = 0;  // octets after in_pos_ known to hold no CR, LF or NUL
   std::string out_;
   std::size_t out_pos_ = 0;
-  std::string scratch_;            // EHLO's SIZE and AUTH lines
-  int code_override_ = 0;          // decide(): an application code with the default text
-  std::string_view enh_override_;  // decide(): its enhanced code, when given
+  std::string scratch_;            // EHLO's SIZE and AUTH lines, texts with the host name
+  std::string_view enh_override_;  // decide(): the application's enhanced code, when given
   std::unique_ptr<char[]> sasl_;   // decoded SASL messages (LOGIN keeps the user here)
   std::size_t sasl_cap_ = 0;
   std::size_t sasl_len_ = 0;
   wire::data_decoder data_;
   wire::bdat_reader bdat_;
+  std::unique_ptr<sasl_server_mechanism*[]> mechs_;  // add_sasl_mechanism; allocated by the first
+  sasl_server_mechanism* mech_ = nullptr;  // the plugged-in mechanism of the open exchange
+  std::size_t rcpts_ = 0;                  // accepted recipients of the transaction
+  std::size_t lmtp_left_ = 0;              // LMTP end-of-content decisions still due
+  std::size_t errors_ = 0;
+  std::size_t commands_ = 0;
+  std::size_t auth_failures_ = 0;
+  time_point wait_since_{};
+  int code_override_ = 0;       // decide(): an application code with the default text
+  int discard_reply_code_ = 0;  // the reply after a discarded chunk (0: already sent)
+  errc bdat_error_ = errc::ok;  // an error found in accepted chunk octets
 
   server_state state_ = server_state::connecting;
   server_state bdat_prev_state_ = server_state::awaiting_hello;  // to restore after a refused chunk
@@ -744,61 +895,59 @@ class server {
   wire::verb hello_verb_ = wire::verb::ehlo;  // the verb of the pending hello decision
   wire::verb verify_verb_ = wire::verb::vrfy;
   wire::verb accepted_hello_ = wire::verb::helo;  // the verb of the accepted hello
+  close_reason close_reason_ = close_reason::quit;
+  std::uint8_t mech_count_ = 0;
+  bool mech_started_ = false;     // start() was called for the open exchange
+  bool discarding_ = false;       // skipping the rest of a refused line, up to CRLF
+  bool discard_prev_cr_ = false;  // the last octet skipped was CR
   bool tls_ = false;
   bool authenticated_ = false;
   bool greeted_ = false;  // a hello was accepted (since the last STARTTLS)
   bool connect_reported_ = false;
   bool close_event_due_ = false;
-  close_reason close_reason_ = close_reason::quit;
-  bool tx_smtputf8_ = false;    // the transaction's MAIL had SMTPUTF8
-  bool tx_8bit_ok_ = false;     // BODY=8BITMIME or BINARYMIME
-  bool tx_binary_ = false;      // BODY=BINARYMIME
-  bool bdat_discard_ = false;   // the open chunk is consumed and dropped
-  bool bdat_started_ = false;   // a BDAT chunk of this message was accepted
-  bool bdat_last_ = false;      // the open chunk carries LAST
-  errc bdat_error_ = errc::ok;  // an error found in accepted chunk octets
+  bool tx_smtputf8_ = false;   // the transaction's MAIL had SMTPUTF8
+  bool tx_8bit_ok_ = false;    // BODY=8BITMIME or BINARYMIME
+  bool tx_binary_ = false;     // BODY=BINARYMIME
+  bool bdat_discard_ = false;  // the open chunk is consumed and dropped
+  bool bdat_started_ = false;  // a BDAT chunk of this message was accepted
+  bool bdat_last_ = false;     // the open chunk carries LAST
   bool bdat_eight_ = false;
-  int discard_reply_code_ = 0;  // the reply after a discarded chunk
-  std::string_view discard_enh_;
-  std::string_view discard_text_;
-  errc discard_error_ = errc::ok;
-  std::size_t rcpts_ = 0;  // accepted recipients of the transaction
   // The application refused this transaction's MAIL or a RCPT: the 503/554
   // that a pipelining client then gets for its RCPT/DATA/BDAT follow from
   // our refusal, not from a client error, and do not count (RFC 2920 §3.1).
   bool refused_in_tx_ = false;
   bool discard_count_ = true;  // whether the reply after a discarded chunk counts
-  std::size_t lmtp_left_ = 0;  // LMTP end-of-content decisions still due
-  std::size_t errors_ = 0;
-  std::size_t commands_ = 0;
-  std::size_t auth_failures_ = 0;
-  std::size_t starttls_discarded_ = 0;
   bool early_content_ = false;
   bool clock_armed_ = false;
-  time_point wait_since_{};
 };
 
 // ---------------------------------------------------------------------------
 // Implementation
 // ---------------------------------------------------------------------------
 
-inline server::server(server_config cfg)
-    : cfg_(std::move(cfg)),
-      line_(wire::line_options{
-          cfg_.extensions.auth.empty() || cfg_.limits.max_auth_line < cfg_.limits.max_command_line
-              ? cfg_.limits.max_command_line
-              : cfg_.limits.max_auth_line,
-          true}),
-      in_(new char[cfg_.limits.input_buffer == 0 ? 1 : cfg_.limits.input_buffer]) {
+inline server::server(server_config cfg) : cfg_(std::move(cfg)) {
   if (cfg_.limits.input_buffer == 0) cfg_.limits.input_buffer = 1;
   if (cfg_.limits.max_command_line < 3) cfg_.limits.max_command_line = 3;
   if (cfg_.host_name.empty() || detail::has_line_breaking_byte(cfg_.host_name) ||
       cfg_.host_name.find(' ') != std::string::npos)
     cfg_.host_name = "localhost";
-  out_.reserve(cfg_.limits.output_backlog + 512);
-  scratch_.reserve(160);
+  wire::sasl::mechanism_set built_in;
+  for (auto m : {wire::sasl::mechanism::plain, wire::sasl::mechanism::login,
+                 wire::sasl::mechanism::xoauth2, wire::sasl::mechanism::oauthbearer})
+    if (cfg_.extensions.auth.has(m)) built_in.add(m);
+  cfg_.extensions.auth = built_in;
+  line_max_ = cfg_.limits.max_command_line;
+  if (!cfg_.extensions.auth.empty() && cfg_.limits.max_auth_line > line_max_)
+    line_max_ = cfg_.limits.max_auth_line;
+  // Lines are framed in place: the input buffer holds the longest line.
+  in_cap_ = cfg_.limits.input_buffer < line_max_ ? line_max_ : cfg_.limits.input_buffer;
+  in_.reset(new char[in_cap_]);
+  // Enough for the greeting and an EHLO reply; a pipelining client's
+  // backlog grows it (up to limits.output_backlog + one reply) once.
+  out_.reserve(256);
+  scratch_.reserve(cfg_.host_name.size() + 64);  // host name + the longest fixed text
   if (!cfg_.extensions.auth.empty()) {
-    sasl_cap_ = line_.buffer_capacity() / 4 * 3 * 2 + 8;  // LOGIN keeps user + password
+    sasl_cap_ = sasl_capacity();  // LOGIN keeps user + password
     sasl_.reset(new char[sasl_cap_]);
   }
   wire::data_options dopt;
@@ -816,7 +965,7 @@ inline std::size_t server::receive(std::string_view bytes) noexcept {
     in_end_ -= in_pos_;
     in_pos_ = 0;
   }
-  const std::size_t room = cfg_.limits.input_buffer - in_end_;
+  const std::size_t room = in_cap_ - in_end_;
   const std::size_t n = bytes.size() < room ? bytes.size() : room;
   if (n != 0) {
     std::memcpy(in_.get() + in_end_, bytes.data(), n);
@@ -824,6 +973,39 @@ inline std::size_t server::receive(std::string_view bytes) noexcept {
     activity();
   }
   return n;
+}
+
+inline errc server::add_sasl_mechanism(sasl_server_mechanism& m) noexcept {
+  if (state_ != server_state::connecting &&
+      !(state_ == server_state::tls_pending && !connect_reported_))
+    return errc::api_bad_state;
+  const std::string_view name = m.name();
+  if (!wire::sasl::is_mechanism_name(name) || mech_count_ == max_sasl_mechanisms)
+    return errc::api_value_invalid;
+  const wire::sasl::mechanism known = wire::sasl::find_mechanism(name);
+  if (known != wire::sasl::mechanism::unknown && cfg_.extensions.auth.has(known))
+    return errc::api_value_invalid;
+  for (std::size_t i = 0; i < mech_count_; ++i)
+    if (detail::iequals(mechs_[i]->name(), name)) return errc::api_value_invalid;
+  // Nothing has been read yet (the greeting is not out), so the line reader
+  // can be replaced by one that takes SASL lines.
+  if (cfg_.limits.max_auth_line > line_max_) line_max_ = cfg_.limits.max_auth_line;
+  if (in_cap_ < line_max_) {
+    // Bytes may have been received already (they are kept).
+    std::unique_ptr<char[]> bigger(new char[line_max_]);
+    std::memcpy(bigger.get(), in_.get() + in_pos_, in_end_ - in_pos_);
+    in_end_ -= in_pos_;
+    in_pos_ = 0;
+    in_ = std::move(bigger);
+    in_cap_ = line_max_;
+  }
+  if (sasl_cap_ < sasl_capacity()) {
+    sasl_cap_ = sasl_capacity();
+    sasl_.reset(new char[sasl_cap_]);
+  }
+  if (!mechs_) mechs_.reset(new sasl_server_mechanism*[max_sasl_mechanisms]);
+  mechs_[mech_count_++] = &m;
+  return errc::ok;
 }
 
 inline errc server::consume_output(std::size_t n) noexcept {
@@ -893,7 +1075,7 @@ inline void server::close(close_reason r) noexcept {
   pending_ = server_decision::none;
   close_reason_ = r;
   close_event_due_ = true;
-  in_pos_ = in_end_ = 0;
+  drop_input();
 }
 
 inline void server::fatal(close_reason r, int code, std::string_view enh,
@@ -922,8 +1104,8 @@ inline errc server::tls_established(const tls_info& info) noexcept {
   greeted_ = false;
   authenticated_ = false;
   auth_ = auth_step::none;
-  line_.reset();
-  in_pos_ = in_end_ = 0;
+  mech_ = nullptr;
+  drop_input();
   state_ = server_state::awaiting_hello;
   reset_transaction();
   if (!connect_reported_) state_ = server_state::connecting;  // implicit TLS: greet now
@@ -991,9 +1173,7 @@ inline server_event server::next_event() noexcept {
         break;
     }
     if (out_.size() - out_pos_ > cfg_.limits.output_backlog) return std::monostate{};
-    const std::string_view in = input();
-    const wire::line_result r = line_.read(in);
-    in_pos_ += r.consumed;
+    const wire::line_result r = read_line();
     if (r.status == wire::line_status::need_more) return std::monostate{};
     if (r.status == wire::line_status::error) {
       if (++commands_ > cfg_.limits.max_commands) {
@@ -1002,13 +1182,88 @@ inline server_event server::next_event() noexcept {
       }
       if (state_ == server_state::in_auth) {
         // An over-long or malformed SASL line ends the exchange (RFC 4954 §4: 500 or 501).
-        auth_ = auth_step::none;
-        state_ = greeted_ ? server_state::awaiting_mail : server_state::awaiting_hello;
+        const bool rejected_token = in_oauth_error();
+        end_auth();
+        server_event ev = refuse(wire::verb::unknown, r.error);
+        if (rejected_token && state_ != server_state::closed) count_auth_failure();
+        return ev;
       }
       return refuse(wire::verb::unknown, r.error);
     }
     server_event ev = on_line(r.line);
     if (!std::holds_alternative<std::monostate>(ev)) return ev;
+  }
+}
+
+inline wire::line_result server::line_error(std::size_t consumed, errc e) noexcept {
+  in_pos_ += consumed;
+  scanned_ = 0;
+  discarding_ = true;
+  discard_prev_cr_ = false;
+  wire::line_result r;
+  r.consumed = consumed;
+  r.status = wire::line_status::error;
+  r.error = e;
+  return r;
+}
+
+// RFC 5321 §2.3.8 and §4.1.1: a line ends only with CRLF; bare CR, bare LF
+// and NUL are refused, as is a line over line_max_ octets, and the rest of a
+// refused line is skipped up to its CRLF (the framing of wire::line_reader,
+// applied to the input buffer so that no second line buffer is needed).
+inline wire::line_result server::read_line() noexcept {
+  wire::line_result r;
+  const char* const base = in_.get();
+  if (discarding_) {
+    // Only CRLF ends the offending line: a bare LF in its tail cannot start
+    // a smuggled command.
+    for (;;) {
+      const std::size_t n = in_end_ - in_pos_;
+      const void* hit = n != 0 ? std::memchr(base + in_pos_, '\n', n) : nullptr;
+      if (hit == nullptr) {
+        if (n != 0) discard_prev_cr_ = base[in_end_ - 1] == '\r';
+        in_pos_ = in_end_;
+        return r;
+      }
+      const auto lf = static_cast<std::size_t>(static_cast<const char*>(hit) - base);
+      const bool after_cr = lf == in_pos_ ? discard_prev_cr_ : base[lf - 1] == '\r';
+      in_pos_ = lf + 1;
+      discard_prev_cr_ = false;
+      if (after_cr) break;
+    }
+    discarding_ = false;
+    scanned_ = 0;
+  }
+  const char* const p = base + in_pos_;
+  const std::size_t n = in_end_ - in_pos_;
+  const std::size_t room = line_max_ - 2;  // data octets allowed before CRLF
+  // One octet past `room` is scanned too: there only CR may follow a full line.
+  const std::size_t window = n <= room ? n : room + 1;
+  const std::size_t from = scanned_ < window ? scanned_ : window;
+  const std::size_t i = from + detail::scan_line(p + from, window - from, n - from, false).stop;
+  if (i == window) {
+    if (n > room) return line_error(room + 1, errc::line_too_long);
+    scanned_ = n;  // the buffer holds line_max_ octets: the line can complete
+    return r;
+  }
+  switch (p[i]) {
+    case '\r':
+      if (i + 1 == n) {
+        scanned_ = i;
+        return r;
+      }
+      if (p[i + 1] != '\n') return line_error(i + 1, errc::bare_cr);
+      r.consumed = i + 2;
+      r.status = wire::line_status::line;
+      r.line = std::string_view(p, i);
+      r.in_input = true;
+      in_pos_ += i + 2;
+      scanned_ = 0;
+      return r;
+    case '\n':
+      return line_error(i + 1, errc::bare_lf);
+    default:
+      return line_error(i + 1, errc::nul_byte);
   }
 }
 
@@ -1093,9 +1348,7 @@ inline server_event server::on_line(std::string_view line) noexcept {
       // RFC 3207 §4.2 and CVE-2011-0411: nothing sent in plaintext after
       // STARTTLS may be read once TLS starts.
       const std::size_t dropped = in_end_ - in_pos_;
-      in_pos_ = in_end_ = 0;
-      line_.reset();
-      starttls_discarded_ += dropped;
+      drop_input();
       state_ = server_state::tls_pending;
       return starttls_event{dropped};
     }
@@ -1158,18 +1411,13 @@ inline server_event server::on_bdat(const wire::command& c, server_rule rule) no
   // refused chunks are discarded, then the refusal is sent.
   bdat_discard_ = true;
   bdat_last_ = c.last;
-  discard_error_ = errc::ok;
-  discard_enh_ = "5.5.1";
   discard_count_ = !follows_refusal(wire::verb::bdat);
   if (!cfg_.extensions.chunking) {
     discard_reply_code_ = 502;
-    discard_text_ = "Command not offered";
   } else if (rule == server_rule::out_of_sequence) {
     discard_reply_code_ = 503;
-    discard_text_ = "Bad sequence of commands";
   } else if (rule == server_rule::no_recipients) {
     discard_reply_code_ = 554;
-    discard_text_ = "No valid recipients";
   } else {
     bdat_discard_ = false;
   }
@@ -1216,7 +1464,10 @@ inline server_event server::read_bdat() noexcept {
         // The application refused the start of content: its reply is already out.
         return std::monostate{};
       }
-      return refuse(wire::verb::bdat, discard_reply_code_, discard_enh_, discard_text_,
+      const std::string_view text = discard_reply_code_ == 502   ? "Command not offered"
+                                    : discard_reply_code_ == 503 ? "Bad sequence of commands"
+                                                                 : "No valid recipients";
+      return refuse(wire::verb::bdat, discard_reply_code_, "5.5.1", text,
                     discard_count_ || discard_reply_code_ == 502);
     }
     const errc e = bdat_error_ != errc::ok ? bdat_error_ : r.error;
@@ -1269,10 +1520,27 @@ inline server_event server::end_of_content(errc e, std::uint64_t octets, bool ei
 
 inline server_event server::on_auth(const wire::command& c) noexcept {
   const wire::verb v = wire::verb::auth;
-  if (cfg_.extensions.auth.empty()) return refuse(v, 502, "5.5.1", "Command not offered");
+  if (!auth_configured()) return refuse(v, 502, "5.5.1", "Command not offered");
   if (authenticated_) return refuse(v, 503, "5.5.1", "Already authenticated");
   if (!auth_offered())
     return refuse(v, 538, "5.7.11", "Encryption required for requested authentication mechanism");
+  for (std::size_t i = 0; i < mech_count_; ++i) {
+    if (!detail::iequals(mechs_[i]->name(), c.mechanism)) continue;
+    auth_ = auth_step::custom;
+    mech_ = mechs_[i];
+    mech_started_ = false;
+    sasl_len_ = 0;
+    state_ = server_state::in_auth;
+    if (c.initial_response.empty()) {
+      mech_started_ = true;
+      scratch_.clear();
+      bool done = false;
+      const errc e = mech_->start({}, false, scratch_, done);
+      return custom_step(e, done);
+    }
+    // RFC 4954 §4: "=" is an empty initial response.
+    return on_auth_line(c.initial_response == "=" ? std::string_view() : c.initial_response);
+  }
   namespace sasl = wire::sasl;
   const sasl::mechanism m = sasl::find_mechanism(c.mechanism);
   const bool decoded = m == sasl::mechanism::plain || m == sasl::mechanism::login ||
@@ -1306,22 +1574,79 @@ inline server_event server::on_auth(const wire::command& c) noexcept {
   return on_auth_line(c.initial_response == "=" ? std::string_view() : c.initial_response);
 }
 
+inline void server::end_auth() noexcept {
+  auth_ = auth_step::none;
+  mech_ = nullptr;
+  mech_started_ = false;
+  sasl_len_ = 0;
+  state_ = server_state::awaiting_mail;
+}
+
+inline bool server::count_auth_failure() noexcept {
+  if (++auth_failures_ < cfg_.limits.max_auth_failures) return false;
+  scratch_.assign(cfg_.host_name).append(" Too many authentication failures");
+  fatal(close_reason::auth_failures, 421, "4.7.0", scratch_);
+  return true;
+}
+
+inline server_event server::custom_step(errc e, bool done) noexcept {
+  const wire::verb v = wire::verb::auth;
+  if (e == errc::sasl_auth_failed) {
+    end_auth();
+    const reply_template t = reply_for(e);
+    reply(t.code, t.enhanced, t.text);
+    count_auth_failure();
+    return rejected_event{v, e, t.code};
+  }
+  if (e == errc::ok && done && !scratch_.empty()) e = errc::api_value_invalid;  // mechanism bug
+  if (e != errc::ok) {
+    end_auth();
+    const reply_template t = reply_for(e);
+    reply(t.code, t.enhanced, t.text);
+    if (t.code / 100 == 5) count_error();
+    return rejected_event{v, e, t.code};
+  }
+  if (done) {
+    pending_ = server_decision::auth;
+    const std::string_view name = mech_->name();
+    return auth_event{
+        wire::sasl::find_mechanism(name), mech_->authzid(), mech_->authcid(), {}, name, true};
+  }
+  // RFC 4954 §4: continue-req = "334" SP [base64] CRLF
+  out_.append("334 ");
+  wire::base64_encode(out_, scratch_);
+  out_.append("\r\n");
+  return std::monostate{};
+}
+
 inline server_event server::on_auth_line(std::string_view line) noexcept {
   const wire::verb v = wire::verb::auth;
+  if (in_oauth_error()) {
+    // RFC 7628 §3.2.3: the client acknowledges the error challenge with a
+    // lone 0x01 (XOAUTH2: an empty response); then the held reply goes out.
+    const bool bearer = auth_ == auth_step::oauth_error_bearer;
+    end_auth();
+    if (line == (bearer ? std::string_view("AQ==") : std::string_view())) {
+      out_.append(scratch_);
+      count_auth_failure();
+      return std::monostate{};
+    }
+    server_event ev = line == "*" ? refuse(v, 501, "5.7.0", "Authentication cancelled", false)
+                                  : refuse(v, errc::sasl_message_invalid);
+    if (state_ != server_state::closed) count_auth_failure();
+    return ev;
+  }
   if (line == "*") {
-    auth_ = auth_step::none;
-    state_ = server_state::awaiting_mail;
+    end_auth();
     return refuse(v, 501, "5.7.0", "Authentication cancelled", false);
   }
   if (sasl_len_ + line.size() / 4 * 3 > sasl_cap_) {
-    auth_ = auth_step::none;
-    state_ = server_state::awaiting_mail;
+    end_auth();
     return refuse(v, errc::line_too_long);
   }
   const auto n = wire::base64_decode(sasl_.get() + sasl_len_, sasl_cap_ - sasl_len_, line);
   if (!n) {
-    auth_ = auth_step::none;
-    state_ = server_state::awaiting_mail;
+    end_auth();
     return refuse(v, errc::base64_invalid);
   }
   const std::string_view msg(sasl_.get() + sasl_len_, *n);
@@ -1332,17 +1657,25 @@ inline server_event server::auth_message(std::string_view msg) noexcept {
   namespace sasl = wire::sasl;
   const wire::verb v = wire::verb::auth;
   auto fail = [&](errc e) {
-    auth_ = auth_step::none;
-    state_ = server_state::awaiting_mail;
+    end_auth();
     return refuse(v, e);
   };
   const sasl::options so{};
   switch (auth_) {
+    case auth_step::custom: {
+      scratch_.clear();
+      bool done = false;
+      const bool first = !mech_started_;
+      mech_started_ = true;
+      const errc e =
+          first ? mech_->start(msg, true, scratch_, done) : mech_->respond(msg, scratch_, done);
+      return custom_step(e, done);
+    }
     case auth_step::plain: {
       const auto p = sasl::parse_plain(msg, so);
       if (!p) return fail(p.error());
       pending_ = server_decision::auth;
-      return auth_event{sasl::mechanism::plain, p->authzid, p->authcid, p->passwd};
+      return auth_event{sasl::mechanism::plain, p->authzid, p->authcid, p->passwd, "PLAIN"};
     }
     case auth_step::login_user: {
       const auto u = sasl::parse_login_response(msg, so);
@@ -1356,21 +1689,24 @@ inline server_event server::auth_message(std::string_view msg) noexcept {
       const auto pw = sasl::parse_login_response(msg, so);
       if (!pw) return fail(pw.error());
       pending_ = server_decision::auth;
-      return auth_event{sasl::mechanism::login, {}, std::string_view(sasl_.get(), sasl_len_), *pw};
+      return auth_event{
+          sasl::mechanism::login, {}, std::string_view(sasl_.get(), sasl_len_), *pw, "LOGIN"};
     }
     case auth_step::xoauth2: {
       const auto x = sasl::parse_xoauth2(msg, so);
       if (!x) return fail(x.error());
       pending_ = server_decision::auth;
-      return auth_event{sasl::mechanism::xoauth2, {}, x->user, x->token};
+      return auth_event{sasl::mechanism::xoauth2, {}, x->user, x->token, "XOAUTH2"};
     }
     case auth_step::oauthbearer: {
       const auto o = sasl::parse_oauthbearer(msg, so);
       if (!o) return fail(o.error());
       pending_ = server_decision::auth;
-      return auth_event{sasl::mechanism::oauthbearer, {}, o->authzid, o->token};
+      return auth_event{sasl::mechanism::oauthbearer, {}, o->authzid, o->token, "OAUTHBEARER"};
     }
     case auth_step::none:
+    case auth_step::oauth_error_bearer:  // handled by on_auth_line
+    case auth_step::oauth_error_xoauth2:
       break;
   }
   return fail(errc::auth_syntax);
@@ -1398,6 +1734,8 @@ inline void server::write_ehlo_reply(wire::verb v) noexcept {
       const auto m = static_cast<wire::sasl::mechanism>(i);
       if (x.auth.has(m)) scratch_.append(" ").append(wire::sasl::to_string(m));
     }
+    for (std::size_t i = 0; i < mech_count_; ++i)
+      scratch_.append(" ").append(mechs_[i]->name());
   }
   const std::string_view s(scratch_);
   if (x.size) lines[n++] = s.substr(0, size_len);
@@ -1495,6 +1833,12 @@ inline void server::default_reply(server_decision d, int cls) noexcept {
 inline errc server::decide(int cls, const server_reply* r) noexcept {
   const server_decision d = pending_;
   if (d == server_decision::none) return errc::api_bad_state;
+  const bool oauth_error = r != nullptr && !r->oauth_error.empty();
+  if (oauth_error && (d != server_decision::auth || cls == 2 ||
+                      (auth_ != auth_step::oauthbearer && auth_ != auth_step::xoauth2) ||
+                      !wire::sasl::parse_oauth_error(r->oauth_error)))
+    return errc::api_value_invalid;
+  const std::size_t reply_at = out_.size();
   if (d == server_decision::data_start && cls == 2 && state_ != server_state::in_bdat &&
       in_end_ != in_pos_) {
     early_content_ = true;  // RFC 2920 §3.1: octets after DATA before the 354
@@ -1542,6 +1886,18 @@ inline errc server::decide(int cls, const server_reply* r) noexcept {
   }
   pending_ = server_decision::none;
   activity();
+  if (oauth_error) {
+    // RFC 7628 §3.2.2: the error status goes out as a challenge; the reply
+    // just written waits (in scratch_) for the client's dummy response.
+    scratch_.assign(out_, reply_at, std::string::npos);
+    out_.resize(reply_at);
+    out_.append("334 ");
+    wire::base64_encode(out_, r->oauth_error);
+    out_.append("\r\n");
+    auth_ = auth_ == auth_step::oauthbearer ? auth_step::oauth_error_bearer
+                                            : auth_step::oauth_error_xoauth2;
+    return errc::ok;
+  }
   after_decision(d, cls);
   return errc::ok;
 }
@@ -1612,15 +1968,11 @@ inline void server::after_decision(server_decision d, int cls) noexcept {
       reset_transaction();
       break;
     case server_decision::auth:
-      auth_ = auth_step::none;
-      sasl_len_ = 0;
-      state_ = server_state::awaiting_mail;
-      if (cls == 2) {
+      end_auth();
+      if (cls == 2)
         authenticated_ = true;
-      } else if (++auth_failures_ >= cfg_.limits.max_auth_failures) {
-        scratch_.assign(cfg_.host_name).append(" Too many authentication failures");
-        fatal(close_reason::auth_failures, 421, "4.7.0", scratch_);
-      }
+      else
+        count_auth_failure();
       break;
     case server_decision::verify:
       break;
