@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # OSS-Fuzz build script (https://google.github.io/oss-fuzz/getting-started/new-project-guide/):
-# builds every fuzz/fuzz_<x>.cpp into $OUT/fuzz_<x> with $CXX $CXXFLAGS and
+# builds every fuzz/fuzz_<x>.cpp and fuzz/openssl/fuzz_<x>.cpp (linked with
+# OpenSSL) into $OUT/fuzz_<x> with $CXX $CXXFLAGS and
 # $LIB_FUZZING_ENGINE, copies fuzz/smtp.dict as $OUT/fuzz_<x>.dict (picked up
 # by ClusterFuzz by name) and zips fuzz/corpus/<x>/ as
 # $OUT/fuzz_<x>_seed_corpus.zip. The core is header-only: no library to build.
@@ -25,12 +26,17 @@ zip_dir() {  # ZIP DIR: the files of DIR, flat
 
 shopt -s nullglob
 built=0
-for src in fuzz/fuzz_*.cpp; do
+for src in fuzz/fuzz_*.cpp fuzz/openssl/fuzz_*.cpp; do
   name="$(basename "$src" .cpp)"
   corpus="fuzz/corpus/${name#fuzz_}"
   echo "fuzz/build.sh: $name"
+  extra=()
+  if [[ "$src" == fuzz/openssl/* ]]; then
+    # The OpenSSL adapter's targets (an OSS-Fuzz Dockerfile must install libssl-dev).
+    extra=(-Iadapters/openssl/include -lssl -lcrypto)
+  fi
   # shellcheck disable=SC2086  # CXXFLAGS and LIB_FUZZING_ENGINE are word lists
-  $CXX $CXXFLAGS -std=c++17 -Iinclude "$src" -o "$OUT/$name" $LIB_FUZZING_ENGINE
+  $CXX $CXXFLAGS -std=c++17 -Iinclude "$src" -o "$OUT/$name" $LIB_FUZZING_ENGINE "${extra[@]}"
   if [[ -f fuzz/smtp.dict ]]; then
     cp fuzz/smtp.dict "$OUT/$name.dict"
   fi
