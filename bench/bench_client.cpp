@@ -4,7 +4,9 @@
 //   BM_memcpy_baseline   memcpy of the same bytes (server replies in, the
 //                        client's commands and content out): the floor,
 //   BM_client_pipelined  the engine with PIPELINING (one flight),
-//   BM_client_lockstep   the engine without PIPELINING (a reply per command).
+//   BM_client_lockstep   the engine without PIPELINING (a reply per command),
+//   BM_client_bdat       the engine with PIPELINING and CHUNKING: the message
+//                        as one "BDAT n LAST" chunk (RFC 3030), no stuffing.
 // Counters: deliveries (a rate: deliveries per second) and
 // allocs_per_delivery (bench/alloc_counter.hpp; the goal is 0). The client's
 // bytes are checked against the expected dialogue before anything is timed.
@@ -35,13 +37,15 @@ std::string make_message() {
   return m;
 }
 
-std::string server_bytes(bool pipelining) {
+std::string server_bytes(bool pipelining, bool bdat = false) {
   std::string s = "220 mx.example.com ESMTP\r\n250-mx.example.com\r\n250-SIZE 52428800\r\n";
   s += pipelining ? "250-PIPELINING\r\n" : "";
+  s += bdat ? "250-CHUNKING\r\n" : "";
   s += "250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n250 2.1.0 Ok\r\n";
   for (int i = 0; i < 5; ++i)
     s += "250 2.1.5 Ok\r\n";
-  s += "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n";
+  if (!bdat) s += "354 End data with <CR><LF>.<CR><LF>\r\n";
+  s += "250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n";
   return s;
 }
 
@@ -93,30 +97,33 @@ std::size_t deliver(client& c, std::string_view server, std::string_view message
   return sent;
 }
 
-client_config config(bool pipelining) {
+client_config config(bool pipelining, bool bdat) {
   client_config cfg;
+  cfg.prefer_bdat = bdat;
   cfg.local_name = "client.example.org";
   cfg.tls = tls_policy::none;
   cfg.pipelining = pipelining;
   return cfg;
 }
 
-std::string expected_client_bytes(const std::string& message) {
+std::string expected_client_bytes(const std::string& message, bool bdat = false) {
   std::string s = "EHLO client.example.org\r\nMAIL FROM:<a@example.org> SIZE=" +
                   std::to_string(message.size()) + "\r\n";
   for (auto r : kRcpts)
     s += "RCPT TO:<" + std::string(r) + ">\r\n";
+  if (bdat)
+    return s + "BDAT " + std::to_string(message.size()) + " LAST\r\n" + message + "QUIT\r\n";
   s += "DATA\r\n";
   std::string stuffed = message;
   stuffed.insert(stuffed.find("\r\n.dot") + 2, ".");
   return s + stuffed + ".\r\nQUIT\r\n";
 }
 
-void run_engine(benchmark::State& state, bool pipelining) {
+void run_engine(benchmark::State& state, bool pipelining, bool bdat = false) {
   const std::string message = make_message();
-  const std::string server = server_bytes(pipelining);
-  const std::string want = expected_client_bytes(message);
-  client c{config(pipelining)};
+  const std::string server = server_bytes(pipelining, bdat);
+  const std::string want = expected_client_bytes(message, bdat);
+  client c{config(pipelining, bdat)};
   std::string sink(want.size() + 4096, '\0');
   const std::size_t n = deliver(c, server, message, &sink[0]);
   if (std::string_view(sink.data(), n) != want) {
@@ -144,6 +151,9 @@ void BM_client_pipelined(benchmark::State& state) {
 void BM_client_lockstep(benchmark::State& state) {
   run_engine(state, false);
 }
+void BM_client_bdat(benchmark::State& state) {
+  run_engine(state, true, true);
+}
 
 void BM_memcpy_baseline(benchmark::State& state) {
   const std::string message = make_message();
@@ -167,5 +177,6 @@ void BM_memcpy_baseline(benchmark::State& state) {
 BENCHMARK(BM_memcpy_baseline);
 BENCHMARK(BM_client_pipelined);
 BENCHMARK(BM_client_lockstep);
+BENCHMARK(BM_client_bdat);
 
 }  // namespace

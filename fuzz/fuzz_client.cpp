@@ -4,14 +4,17 @@
 // (bit 7); byte 1
 // says where the TLS handshake happens (the first byte1 * len / 256 bytes are
 // plaintext, the rest arrives after tls_established); byte 2 seeds the
-// chunking; the rest is the server's byte stream. The application is
+// chunking, and its bits 7, 6, 5 and 4 ask for BDAT (prefer_bdat),
+// BINARYMIME content, a 40 KB message (several chunks) and DSN parameters
+// (bit 3: dropped when not offered); the rest is the server's byte stream. The application is
 // scripted: TLS when asked (the handshake completes exactly at the plaintext
 // boundary, so a start_tls reported later leaves the engine waiting), AUTH,
 // two messages of three recipients, QUIT.
 // Invariants (abort on violation): the log of events and the client's bytes
 // are the same whole, one octet at a time and in seeded random chunks; under
 // tls_policy::required nothing but EHLO (LHLO), STARTTLS and QUIT leaves the engine
-// before the handshake; the engine's buffers never grow.
+// before the handshake; the engine's buffers never grow; no DATA command is
+// sent for a transaction that goes by BDAT.
 #include <smtpwire/client.hpp>
 
 #include <cstdint>
@@ -46,9 +49,22 @@ void check_cleartext(std::string_view sent) {
   }
 }
 
-outcome run(std::uint8_t mode, std::string_view in, std::size_t plain,
+const std::string& big_message() {
+  static const std::string m = [] {
+    std::string s;
+    while (s.size() < 40000)
+      s += "line .. of a big message\r\n.\r\n";
+    return s;
+  }();
+  return m;
+}
+
+outcome run(std::uint8_t mode, std::uint8_t extra, std::string_view in, std::size_t plain,
             const std::vector<std::size_t>& sizes) {
+  const bool bdat = (extra & 0x80) != 0, binary = (extra & 0x40) != 0;
   client_config cfg;
+  cfg.prefer_bdat = bdat;
+  cfg.drop_dsn_when_not_offered = (extra & 0x08) != 0;
   cfg.local_name = "client.example.org";
   cfg.tls = static_cast<tls_policy>(mode & 3);
   cfg.pipelining = (mode & 4) != 0;
@@ -59,6 +75,10 @@ outcome run(std::uint8_t mode, std::string_view in, std::size_t plain,
   const std::size_t cap = c.buffer_capacity();
   outcome o;
   const std::string_view to[] = {"a@example.com", "b@example.com", "c@example.net"};
+  // Like `to`, it must outlive the transaction.
+  const recipient_dsn dsn[] = {{wire::notify_failure, "rfc822", "a+b@example.com"},
+                               {wire::notify_never, "rfc822", ""},
+                               {0, "rfc822", "c=d"}};
   sasl_plain plain_mech{"alice", "s3cret"};
   sasl_login login_mech{"alice", "s3cret"};
   sasl_xoauth2 xo{"alice@example.org", "ya29.token"};
@@ -67,31 +87,63 @@ outcome run(std::uint8_t mode, std::string_view in, std::size_t plain,
   bool authed = auth == 0;
   int messages = 0;
   bool tls_wanted = cfg.tls == tls_policy::implicit, tls_done = false;
-  const std::string_view content = (mode & 64)
+  const std::string_view content = (extra & 0x20) ? std::string_view(big_message())
+                                   : binary       ? std::string_view("\0\r.\n\xff\r\n.\r\n", 10)
+                                   : (mode & 64)
                                        ? std::string_view("Subject: \xc3\xa9\r\n\r\n.\r\nx\n.\n")
                                        : std::string_view("Subject: a\r\n\r\n.\r\nx\n.\n");
+  // The content still to stream: send_content may take less (output full,
+  // or a BDAT reply awaited without PIPELINING); the rest goes later.
+  std::string_view body;
+  bool streaming = false;
+  // False while every transaction started went by BDAT: BINARYMIME, or BDAT
+  // preferred and CHUNKING offered.
+  bool data_allowed = false;
   auto drain = [&] {
     o.sent += c.output();
     c.consume_output(c.output().size());
   };
+  auto stream = [&] {
+    while (streaming && !body.empty()) {
+      auto r = c.send_content(body);
+      if (!r) {
+        streaming = false;
+        o.log += to_string(r.error());
+        return;
+      }
+      o.sent += c.output();
+      c.consume_output(c.output().size());
+      if (*r == 0) return;
+      body.remove_prefix(*r);
+    }
+    if (streaming) {
+      streaming = false;
+      o.log += to_string(c.end_content());
+    }
+  };
   auto pump = [&] {
     for (int guard = 0; guard < 10000; ++guard) {
       client_event e = c.next_event();
-      if (std::holds_alternative<std::monostate>(e)) break;
+      if (std::holds_alternative<std::monostate>(e)) {
+        if (!streaming) break;
+        const std::size_t before = body.size();
+        stream();
+        if (streaming && body.size() == before) break;
+        continue;
+      }
       o.log += std::to_string(e.index());
       if (auto er = std::get_if<client_events::error>(&e)) o.log += to_string(er->code);
       o.log += ' ';
       if (std::holds_alternative<client_events::start_tls>(e)) tls_wanted = true;
       if (std::holds_alternative<client_events::send_content>(e)) {
-        std::string_view body = content;
-        while (!body.empty()) {
-          auto r = c.send_content(body);
-          if (!r) break;
-          body.remove_prefix(*r);
-          drain();
-        }
-        o.log += to_string(c.end_content());
+        body = content;
+        streaming = true;
+        stream();
       }
+      if (std::holds_alternative<client_events::message_rejected>(e) ||
+          std::holds_alternative<client_events::closed>(e) ||
+          std::holds_alternative<client_events::error>(e))
+        streaming = false;
       if (std::holds_alternative<client_events::ready>(e)) {
         if (!authed) {
           authed = true;
@@ -110,7 +162,16 @@ outcome run(std::uint8_t mode, std::string_view in, std::size_t plain,
           env.recipients = to;
           env.recipient_count = 3;
           env.size = content.size();
-          env.body = (mode & 64) ? wire::body_type::eight_bit_mime : wire::body_type::seven_bit;
+          if (extra & 0x10) {
+            env.ret = wire::ret_type::hdrs;
+            env.envid = "id 1";
+            env.dsn = dsn;
+          }
+          env.body = binary        ? wire::body_type::binary_mime
+                     : (mode & 64) ? wire::body_type::eight_bit_mime
+                                   : wire::body_type::seven_bit;
+          if (!binary && !(bdat && c.capabilities().has(wire::capability::chunking)))
+            data_allowed = true;
           const errc r = c.send_mail(env);
           o.log += to_string(r);
           if (r != errc::ok) (void)c.quit();
@@ -148,6 +209,7 @@ outcome run(std::uint8_t mode, std::string_view in, std::size_t plain,
   }
   pump();
   if (cfg.tls == tls_policy::required && !c.tls_active()) check_cleartext(o.sent);
+  if (!data_allowed) check(o.sent.find("\r\nDATA\r\n") == std::string::npos);
   o.log += to_string(c.state());
   return o;
 }
@@ -159,8 +221,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t mode = data[0];
   const std::string_view in(reinterpret_cast<const char*>(data) + 3, size - 3);
   const std::size_t plain = (mode & 3) == 3 ? 0 : in.size() * data[1] / 255;
-  const outcome whole = run(mode, in, plain, {});
-  const outcome bytewise = run(mode, in, plain, {1});
+  const outcome whole = run(mode, data[2], in, plain, {});
+  const outcome bytewise = run(mode, data[2], in, plain, {1});
   check(whole.log == bytewise.log && whole.sent == bytewise.sent);
   std::vector<std::size_t> sizes;
   std::uint32_t seed = data[2] * 2654435761u + 1;
@@ -168,7 +230,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     seed = seed * 1103515245u + 12345u;
     sizes.push_back(1 + (seed >> 16) % 97);
   }
-  const outcome random = run(mode, in, plain, sizes);
+  const outcome random = run(mode, data[2], in, plain, sizes);
   check(whole.log == random.log && whole.sent == random.sent);
   return 0;
 }

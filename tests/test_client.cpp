@@ -91,7 +91,21 @@ struct script {
   bool requiretls = false;
   int messages = 1;
   std::string command;  // a low-level command run once, before the first message
+  // DSN (RFC 3461): ret "", "full" or "hdrs"; notify and orcpt per recipient.
+  std::string ret, envid;
+  std::vector<std::string> notify, orcpt;
 };
+
+std::uint8_t notify_bits(const std::string& v) {
+  std::uint8_t n = 0;
+  for (const std::string& f : split_list(v, ',')) {
+    if (f == "NEVER") n |= wire::notify_never;
+    if (f == "SUCCESS") n |= wire::notify_success;
+    if (f == "FAILURE") n |= wire::notify_failure;
+    if (f == "DELAY") n |= wire::notify_delay;
+  }
+  return n;
+}
 
 script parse_script(const std::vector<std::string>& lines) {
   script s;
@@ -107,6 +121,20 @@ script parse_script(const std::vector<std::string>& lines) {
                                          : tls_policy::required;
     } else if (k == "lmtp") {
       s.cfg.lmtp = v == "on";
+    } else if (k == "ret") {
+      s.ret = v;
+    } else if (k == "envid") {
+      s.envid = smtpwire::test::decode_escapes(v);
+    } else if (k == "notify") {
+      s.notify = split_list(v, '|');
+    } else if (k == "orcpt") {
+      s.orcpt = split_list(smtpwire::test::decode_escapes(v), '|');
+    } else if (k == "drop_dsn") {
+      s.cfg.drop_dsn_when_not_offered = v == "on";
+    } else if (k == "bdat") {
+      s.cfg.prefer_bdat = v == "on";
+    } else if (k == "output_buffer") {
+      s.cfg.output_buffer = std::stoul(v);
     } else if (k == "pipelining") {
       s.cfg.pipelining = v == "on";
     } else if (k == "auth_in_clear") {
@@ -132,7 +160,9 @@ script parse_script(const std::vector<std::string>& lines) {
     } else if (k == "size") {
       s.size = std::stoull(v);
     } else if (k == "body") {
-      s.body = v == "8bit" ? wire::body_type::eight_bit_mime : wire::body_type::seven_bit;
+      s.body = v == "8bit"     ? wire::body_type::eight_bit_mime
+               : v == "binary" ? wire::body_type::binary_mime
+                               : wire::body_type::seven_bit;
     } else if (k == "requiretls") {
       s.requiretls = v == "on";
     } else if (k == "messages") {
@@ -211,6 +241,14 @@ struct dialogue {
     bool authed = s.auth.empty(), commanded = s.command.empty();
     std::vector<std::string_view> to(s.to.begin(), s.to.end());
     std::vector<std::string_view> rp(s.rcpt_params.begin(), s.rcpt_params.end());
+    std::vector<smtpwire::recipient_dsn> dsn;
+    if (!s.notify.empty() || !s.orcpt.empty()) {
+      dsn.resize(s.to.size());
+      for (std::size_t i = 0; i < dsn.size(); ++i) {
+        if (i < s.notify.size()) dsn[i].notify = notify_bits(s.notify[i]);
+        if (i < s.orcpt.size() && s.orcpt[i] != "-") dsn[i].orcpt = s.orcpt[i];
+      }
+    }
     smtpwire::sasl_plain plain{s.user, s.password};
     smtpwire::sasl_login login{s.user, s.password};
     smtpwire::sasl_xoauth2 xo{s.user, s.token};
@@ -223,25 +261,48 @@ struct dialogue {
       if (e != errc::ok)
         log.push_back(std::string("api ") + what + ' ' + std::string(smtpwire::to_string(e)));
     };
+    // The content still to stream; send_content may take less than given
+    // (output full, or a BDAT reply awaited without PIPELINING): the rest
+    // goes after the next event.
+    std::string_view body;
+    bool streaming = false;
+    auto stream = [&] {
+      while (streaming && !body.empty()) {
+        auto r = c.send_content(body);
+        if (!r) {
+          note("send_content", r.error());
+          streaming = false;
+          return;
+        }
+        drain();
+        if (*r == 0) return;
+        body.remove_prefix(*r);
+      }
+      if (streaming) {
+        streaming = false;
+        note("end_content", c.end_content());
+      }
+    };
     auto pump = [&] {
       for (;;) {
         client_event e = c.next_event();
-        if (std::holds_alternative<std::monostate>(e)) break;
+        if (std::holds_alternative<std::monostate>(e)) {
+          if (!streaming) break;
+          const std::size_t before = body.size();
+          stream();
+          if (streaming && body.size() == before) break;  // no progress until a reply
+          continue;
+        }
         log.push_back(describe(e));
         if (std::holds_alternative<ev::start_tls>(e)) tls_wanted = true;
         if (std::holds_alternative<ev::send_content>(e)) {
-          std::string_view body = s.content;
-          while (!body.empty()) {
-            auto r = c.send_content(body);
-            if (!r) {
-              note("send_content", r.error());
-              break;
-            }
-            body.remove_prefix(*r);
-            drain();
-          }
-          if (body.empty()) note("end_content", c.end_content());
+          body = s.content;
+          streaming = true;
+          stream();
         }
+        if (std::holds_alternative<ev::message_rejected>(e) ||
+            std::holds_alternative<ev::error>(e) || std::holds_alternative<ev::closed>(e))
+          streaming = false;
         if (std::holds_alternative<ev::ready>(e)) {
           if (!commanded) {
             commanded = true;
@@ -271,6 +332,10 @@ struct dialogue {
             env.size = s.size;
             env.body = s.body;
             env.requiretls = s.requiretls;
+            if (s.ret == "full") env.ret = wire::ret_type::full;
+            if (s.ret == "hdrs") env.ret = wire::ret_type::hdrs;
+            env.envid = s.envid;
+            env.dsn = dsn.empty() ? nullptr : dsn.data();
             const errc r = c.send_mail(env);
             note("send_mail", r);
             if (r != errc::ok) note("quit", c.quit());
@@ -411,6 +476,8 @@ std::unique_ptr<client> reach(client_state s) {
                 : tls_policy::none;
   cfg.pipelining = false;
   cfg.auth_in_clear = true;
+  cfg.prefer_bdat = s == client_state::bdat;
+  cfg.output_buffer = 16384;
   auto c = std::make_unique<client>(cfg);
   if (s == client_state::greeting) return c;
   feed(*c, "220 mx ESMTP\r\n");
@@ -430,7 +497,7 @@ std::unique_ptr<client> reach(client_state s) {
     }
     return c;
   }
-  feed(*c, "250-mx\r\n250 AUTH PLAIN\r\n");
+  feed(*c, "250-mx\r\n250-CHUNKING\r\n250 AUTH PLAIN\r\n");
   events_of(*c);
   static smtpwire::sasl_plain plain{"u", "p"};
   smtpwire::envelope env;
@@ -473,6 +540,19 @@ std::unique_ptr<client> reach(client_state s) {
   }
   feed(*c, "250 ok\r\n");
   events_of(*c);
+  if (s == client_state::bdat) {
+    // A chunk that fills the output buffer goes out at once; its reply is due.
+    REQUIRE(c->state() == client_state::bdat);
+    const std::string big(20000, 'x');
+    const auto taken = c->send_content(big);
+    REQUIRE(taken);
+    REQUIRE(*taken > 8000);
+    REQUIRE(*taken < 16384);
+    const std::string head = "RCPT TO:<bob@example.com>\r\nBDAT " + std::to_string(*taken) + "\r\n";
+    REQUIRE(c->output().find(head) != std::string_view::npos);
+    REQUIRE(c->output().substr(c->output().find(head) + head.size()) == big.substr(0, *taken));
+    return c;
+  }
   if (s == client_state::data) return c;
   feed(*c, "354 go\r\n");
   events_of(*c);
@@ -508,6 +588,7 @@ TEST_CASE("client transition table: every (state, reply class) pair", "[engine][
     client_state s, after_accept, after_refuse;
   };
   using cs = client_state;
+  // clang-format off
   const row rows[] = {
       {cs::greeting, cs::ehlo, cs::failed},
       {cs::ehlo, cs::ready, cs::helo},
@@ -523,10 +604,12 @@ TEST_CASE("client transition table: every (state, reply class) pair", "[engine][
       {cs::quit, cs::closed, cs::closed},
       {cs::ready, cs::failed, cs::failed},
       {cs::content, cs::failed, cs::failed},
+      {cs::bdat, cs::bdat, cs::rset},
       {cs::tls_handshake, cs::failed, cs::failed},
       {cs::closed, cs::closed, cs::closed},
       {cs::failed, cs::failed, cs::failed},
   };
+  // clang-format on
   REQUIRE(std::size(rows) == smtpwire::client_state_count);
   for (const row& r : rows) {
     for (std::size_t k = 0; k < smtpwire::reply_class_count; ++k) {
@@ -772,7 +855,7 @@ TEST_CASE("client checks SIZE, 8BITMIME, SMTPUTF8 and REQUIRETLS before sending"
   env.body = wire::body_type::eight_bit_mime;
   CHECK(c->send_mail(env) == errc::data_8bit_not_offered);
   env.body = wire::body_type::binary_mime;
-  CHECK(c->send_mail(env) == errc::api_value_invalid);
+  CHECK(c->send_mail(env) == errc::data_binary_not_offered);
   env.body = wire::body_type::seven_bit;
   const std::string_view utf8_rcpt[] = {"j\xc3\xb6rg@example.com"};
   env.recipients = utf8_rcpt;
@@ -1031,4 +1114,409 @@ TEST_CASE("client cancels an AUTH exchange it cannot answer", "[engine][client]"
   feed(c, "501 5.0.0 cancelled\r\n");
   CHECK(events_of(c) == std::vector<std::string>{"auth failed PLAIN 501", "ready"});
   CHECK_FALSE(c.authenticated());
+}
+
+// ---------------------------------------------------------------------------
+// BDAT / CHUNKING (RFC 3030)
+// ---------------------------------------------------------------------------
+
+namespace {
+
+std::unique_ptr<client> bdat_client(std::string_view ehlo, bool pipelining, bool lmtp = false) {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.pipelining = pipelining;
+  cfg.prefer_bdat = true;
+  cfg.lmtp = lmtp;
+  cfg.output_buffer = 16384;
+  auto c = std::make_unique<client>(cfg);
+  feed(*c, "220 mx\r\n");
+  feed(*c, ehlo);
+  REQUIRE(events_of(*c).back() == "ready");
+  drain_all(*c);
+  return c;
+}
+
+// A message of `n` octets of CRLF text lines, some of them lone dots.
+std::string text_message(std::size_t n) {
+  std::string m;
+  for (std::size_t i = 0; m.size() < n; ++i)
+    m += i % 7 == 0 ? ".\r\n" : "line " + std::to_string(i) + " .. text\r\n";
+  m.resize(n - 2);
+  m += "\r\n";
+  return m;
+}
+
+struct bdat_chunk {
+  std::size_t size;
+  bool last;
+};
+
+// Splits client bytes made of BDAT commands and their octets; every byte
+// must belong to one of them.
+std::vector<bdat_chunk> parse_chunks(std::string_view wire_bytes, std::string& payload) {
+  std::vector<bdat_chunk> v;
+  while (!wire_bytes.empty()) {
+    const std::size_t eol = wire_bytes.find("\r\n");
+    REQUIRE(eol != std::string_view::npos);
+    const auto cmd = wire::parse_command(wire_bytes.substr(0, eol));
+    REQUIRE(cmd);
+    REQUIRE(cmd->kind == wire::verb::bdat);
+    wire_bytes.remove_prefix(eol + 2);
+    REQUIRE(cmd->size <= wire_bytes.size());
+    payload.append(wire_bytes.substr(0, cmd->size));
+    wire_bytes.remove_prefix(cmd->size);
+    v.push_back({static_cast<std::size_t>(cmd->size), cmd->last});
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("client BDAT pipelines chunks bounded by the output buffer", "[engine][client]") {
+  auto c = bdat_client("250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n", true);
+  const std::size_t cap = c->buffer_capacity();
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  REQUIRE(c->send_mail(env) == errc::ok);
+  CHECK(drain_all(*c) == "MAIL FROM:<a@example.org>\r\nRCPT TO:<bob@example.com>\r\n");
+  feed(*c, "250 ok\r\n250 ok\r\n");
+  CHECK(events_of(*c) ==
+        std::vector<std::string>{"rcpt 0 bob@example.com accepted 250", "send_content"});
+  CHECK(c->state() == client_state::bdat);
+  const std::string msg = text_message(100000);
+  std::string_view rest = msg;
+  std::string sent;
+  while (!rest.empty()) {
+    const auto r = c->send_content(rest);
+    REQUIRE(r);
+    CHECK(c->output().size() <= 16384);
+    rest.remove_prefix(*r);
+    sent += drain_all(*c);
+  }
+  REQUIRE(c->end_content() == errc::ok);
+  sent += drain_all(*c);
+  std::string payload;
+  const auto chunks = parse_chunks(sent, payload);
+  CHECK(payload == msg);  // never dot-stuffed
+  REQUIRE(chunks.size() > 5);
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    CHECK(chunks[i].last == (i + 1 == chunks.size()));
+    CHECK(chunks[i].size <= 16384);
+  }
+  CHECK(c->state() == client_state::data_end);
+  // Every non-last chunk gets its own reply and no event; the last decides.
+  for (std::size_t i = 0; i + 1 < chunks.size(); ++i) {
+    feed(*c, "250 2.0.0 chunk ok\r\n");
+    CHECK(events_of(*c).empty());
+  }
+  feed(*c, "250 2.0.0 queued\r\n");
+  CHECK(events_of(*c) == std::vector<std::string>{"accepted 1 250", "ready"});
+  CHECK(c->buffer_capacity() == cap);
+}
+
+TEST_CASE("client BDAT without PIPELINING waits for each chunk's reply", "[engine][client]") {
+  auto c = bdat_client("250-mx\r\n250 CHUNKING\r\n", false);
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  REQUIRE(c->send_mail(env) == errc::ok);
+  feed(*c, "250 ok\r\n");
+  feed(*c, "250 ok\r\n");
+  CHECK(events_of(*c).back() == "send_content");
+  CHECK(drain_all(*c) == "MAIL FROM:<a@example.org>\r\nRCPT TO:<bob@example.com>\r\n");
+  const std::string msg = text_message(50000);
+  std::string_view rest = msg;
+  std::string sent;
+  std::size_t replies = 0;
+  bool ended = false;
+  for (int guard = 0; guard < 1000 && c->state() != client_state::ready; ++guard) {
+    if (!rest.empty()) {
+      const auto r = c->send_content(rest);
+      REQUIRE(r);
+      rest.remove_prefix(*r);
+    } else if (!ended) {
+      REQUIRE(c->end_content() == errc::ok);
+      ended = true;
+    }
+    sent += drain_all(*c);
+    // Never more than one chunk in flight.
+    const std::size_t commands = [&] {
+      std::size_t n = 0;
+      for (std::size_t at = 0; (at = sent.find("BDAT ", at)) != std::string::npos; ++at)
+        ++n;
+      return n;
+    }();
+    REQUIRE(commands <= replies + 1);
+    if (commands == replies + 1) {
+      feed(*c, "250 ok\r\n");
+      ++replies;
+      for (const auto& e : events_of(*c))
+        CHECK((e == "accepted 1 250" || e == "ready"));
+    }
+  }
+  CHECK(c->state() == client_state::ready);
+  std::string payload;
+  const auto chunks = parse_chunks(sent, payload);
+  CHECK(payload == msg);
+  CHECK(chunks.size() == replies);
+  CHECK(chunks.size() > 3);
+  CHECK(chunks.back().last);
+}
+
+TEST_CASE("client BDAT: a refused chunk ends the transaction with RSET", "[engine][client]") {
+  auto c = bdat_client("250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n", true);
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  REQUIRE(c->send_mail(env) == errc::ok);
+  feed(*c, "250 ok\r\n250 ok\r\n");
+  events_of(*c);
+  drain_all(*c);
+  const std::string msg = text_message(40000);
+  std::string_view rest = msg;
+  for (int k = 0; k < 2; ++k) {
+    const auto r = c->send_content(rest);
+    REQUIRE(r);
+    REQUIRE(*r < rest.size());
+    rest.remove_prefix(*r);
+    CHECK(drain_all(*c).rfind("BDAT ", 0) == 0);
+  }
+  // The rest fits: it stays in the open chunk, not yet on the wire.
+  const auto tail = c->send_content("tail\r\n");
+  REQUIRE(tail);
+  REQUIRE(*tail == 6);
+  CHECK(c->output().empty());
+  feed(*c, "552 5.3.4 message too big\r\n");
+  CHECK(events_of(*c) == std::vector<std::string>{"rejected content 552 permanent"});
+  // RFC 3030 §2: no further BDAT; the open chunk is dropped.
+  CHECK(drain_all(*c) == "RSET\r\n");
+  CHECK(!c->send_content("more"));
+  CHECK(c->end_content() == errc::api_bad_state);
+  feed(*c, "250 2.0.0 second chunk\r\n");
+  CHECK(events_of(*c).empty());
+  CHECK(c->state() == client_state::rset);
+  feed(*c, "250 2.0.0 reset\r\n");
+  CHECK(events_of(*c) == std::vector<std::string>{"ready"});
+}
+
+TEST_CASE("client BDAT keeps the BODY rules", "[engine][client]") {
+  using namespace std::string_view_literals;
+  struct row {
+    wire::body_type body;
+    std::string_view content;
+    errc want;
+  };
+  const row rows[] = {
+      {wire::body_type::seven_bit, "caf\xc3\xa9\r\n"sv, errc::data_8bit_not_declared},
+      {wire::body_type::eight_bit_mime, "a\0b"sv, errc::data_nul},
+  };
+  for (const row& r : rows) {
+    auto c = bdat_client("250-mx\r\n250-8BITMIME\r\n250 CHUNKING\r\n", false);
+    smtpwire::envelope env;
+    env.from = "a@example.org";
+    env.recipients = one_rcpt;
+    env.recipient_count = 1;
+    env.body = r.body;
+    REQUIRE(c->send_mail(env) == errc::ok);
+    feed(*c, "250 ok\r\n250 ok\r\n");
+    events_of(*c);
+    drain_all(*c);
+    const auto res = c->send_content(r.content);
+    REQUIRE(!res);
+    CHECK(res.error() == r.want);
+    CHECK(c->state() == client_state::failed);
+    CHECK(drain_all(*c).empty());  // nothing of the message left the engine
+  }
+}
+
+// ---------------------------------------------------------------------------
+// tls_failed
+// ---------------------------------------------------------------------------
+
+TEST_CASE("client tls_failed ends the session without a byte in clear", "[engine][client]") {
+  auto c = reach(client_state::tls_handshake);
+  drain_all(*c);
+  REQUIRE(c->tls_failed() == errc::ok);
+  CHECK(c->state() == client_state::failed);
+  CHECK(c->error() == errc::tls_handshake_failed);
+  CHECK(events_of(*c) == std::vector<std::string>{"error tls_handshake_failed"});
+  CHECK(c->output().empty());
+  CHECK(c->tls_failed() == errc::api_bad_state);
+  CHECK(c->tls_established({}) == errc::api_bad_state);
+
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::implicit;
+  client imp{cfg};
+  REQUIRE(imp.tls_failed() == errc::ok);
+  CHECK(events_of(imp) == std::vector<std::string>{"error tls_handshake_failed"});
+  CHECK(imp.output().empty());
+
+  for (client_state s : {client_state::greeting, client_state::ready, client_state::starttls}) {
+    auto o = reach(s);
+    const std::string before(o->output());
+    CHECK(o->tls_failed() == errc::api_bad_state);
+    CHECK(o->state() == s);
+    CHECK(o->output() == before);
+    CHECK(events_of(*o).empty());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// RFC 4954 §4: the AUTH line limit
+// ---------------------------------------------------------------------------
+
+namespace {
+// A mechanism with an initial response of `n` octets and no further step.
+class sized_mechanism final : public smtpwire::sasl_client_mechanism {
+ public:
+  explicit sized_mechanism(std::size_t n) : n_(n) {}
+  std::string_view name() const noexcept override { return "X-BIG"; }
+  errc initial_response(std::string& out, bool& present) override {
+    present = true;
+    out.append(n_, 'q');
+    return errc::ok;
+  }
+  errc respond(std::string_view, std::string&) override { return errc::sasl_message_invalid; }
+
+ private:
+  std::size_t n_;
+};
+}  // namespace
+
+TEST_CASE("client keeps AUTH lines within 12288 octets (RFC 4954 4)", "[engine][client]") {
+  const std::string ehlo = "250-mx\r\n250 AUTH PLAIN X-BIG\r\n";
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.auth_in_clear = true;
+  auto start = [&] {
+    auto c = std::make_unique<client>(cfg);
+    feed(*c, "220 mx\r\n");
+    feed(*c, ehlo);
+    events_of(*c);
+    drain_all(*c);
+    return c;
+  };
+  auto b64 = [](std::size_t n) {
+    std::string s;
+    wire::base64_encode(s, std::string(n, 'q'));
+    return s;
+  };
+  {
+    // 9204 octets: 12272 in base64, "AUTH X-BIG " + 12272 + CRLF = 12285.
+    auto c = start();
+    sized_mechanism m(9204);
+    REQUIRE(c->authenticate(m) == errc::ok);
+    const std::string line = drain_all(*c);
+    CHECK(line == "AUTH X-BIG " + b64(9204) + "\r\n");
+    CHECK(line.size() <= smtpwire::auth_line_max);
+  }
+  for (std::size_t n : {std::size_t{9207}, std::size_t{9213}}) {
+    // Too long for the AUTH line: sent alone, the response after the 334.
+    auto c = start();
+    sized_mechanism m(n);
+    REQUIRE(c->authenticate(m) == errc::ok);
+    CHECK(drain_all(*c) == "AUTH X-BIG\r\n");
+    feed(*c, "334 \r\n");
+    CHECK(events_of(*c).empty());
+    const std::string resp = drain_all(*c);
+    CHECK(resp == b64(n) + "\r\n");
+    CHECK(resp.size() <= smtpwire::auth_line_max);
+    feed(*c, "235 2.7.0 ok\r\n");
+    CHECK(events_of(*c) == std::vector<std::string>{"auth ok X-BIG 235", "ready"});
+  }
+  {
+    // Refused before the 334: the held-back response never leaves.
+    auto c = start();
+    sized_mechanism m(9210);
+    REQUIRE(c->authenticate(m) == errc::ok);
+    CHECK(drain_all(*c) == "AUTH X-BIG\r\n");
+    feed(*c, "504 5.5.4 no\r\n");
+    CHECK(events_of(*c) == std::vector<std::string>{"auth failed X-BIG 504", "ready"});
+    CHECK(drain_all(*c).empty());
+  }
+  {
+    // 9216 octets: 12288 in base64, longer than any line may be.
+    auto c = start();
+    sized_mechanism m(9216);
+    CHECK(c->authenticate(m) == errc::line_too_long);
+    CHECK(c->output().empty());
+    CHECK(c->state() == client_state::ready);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// DSN (RFC 3461)
+// ---------------------------------------------------------------------------
+
+TEST_CASE("client checks DSN values before sending", "[engine][client]") {
+  auto c = ready_client("250-mx\r\n250-PIPELINING\r\n250 DSN\r\n");
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  env.envid = "tab\there";  // RFC 3461 §4.4: printable US-ASCII only
+  CHECK(c->send_mail(env) == errc::api_value_invalid);
+  const std::string long_id(40, '+');  // 120 octets once encoded (> 100)
+  env.envid = long_id;
+  CHECK(c->send_mail(env) == errc::param_value_invalid);
+  env.envid = std::string_view(long_id).substr(0, 33);  // 99 octets: fits
+  smtpwire::recipient_dsn d;
+  const std::string long_orcpt(170, '=');  // "rfc822;" + 510 octets
+  d.orcpt = long_orcpt;
+  env.dsn = &d;
+  CHECK(c->send_mail(env) == errc::param_value_invalid);
+  d.orcpt = "bob@example.com";
+  d.orcpt_type = "rfc 822";  // not an atom
+  CHECK(c->send_mail(env) == errc::param_value_invalid);
+  d.orcpt_type = "rfc822";
+  d.notify = wire::notify_never | wire::notify_delay;
+  CHECK(c->send_mail(env) == errc::notify_invalid);
+  CHECK(c->output().empty());
+  CHECK(c->state() == client_state::ready);
+  d.notify = wire::notify_delay;
+  REQUIRE(c->send_mail(env) == errc::ok);
+  std::string encoded;
+  for (int i = 0; i < 33; ++i)
+    encoded += "+2B";
+  CHECK(drain_all(*c) ==
+        "MAIL FROM:<a@example.org> ENVID=" + encoded +
+            "\r\n"
+            "RCPT TO:<bob@example.com> NOTIFY=DELAY ORCPT=rfc822;bob@example.com\r\n"
+            "DATA\r\n");
+}
+
+TEST_CASE("client BDAT waits with the data_term timeout only while a reply is due",
+          "[engine][client]") {
+  using namespace std::chrono;
+  auto c = bdat_client("250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n", true);
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  REQUIRE(c->send_mail(env) == errc::ok);
+  feed(*c, "250 ok\r\n250 ok\r\n");
+  events_of(*c);
+  drain_all(*c);
+  const steady_clock::time_point t0{};
+  // Streaming, no chunk sent: nothing is awaited.
+  REQUIRE(c->send_content("small\r\n"));
+  c->check_time(t0);
+  CHECK(!c->deadline());
+  c->check_time(t0 + hours(1));
+  CHECK(c->state() == client_state::bdat);
+  // A sealed chunk in flight: its reply is due within data_term (10 min).
+  const std::string big = text_message(30000);
+  REQUIRE(c->send_content(big));
+  REQUIRE(!c->output().empty());
+  c->check_time(t0);
+  REQUIRE(c->deadline());
+  CHECK(*c->deadline() == t0 + minutes(10));
+  c->check_time(t0 + minutes(10));
+  CHECK(c->state() == client_state::failed);
+  CHECK(events_of(*c) == std::vector<std::string>{"error timeout"});
 }

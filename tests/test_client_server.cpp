@@ -61,6 +61,7 @@ struct message {
   std::vector<std::string_view> rcpts;
   std::string content;
   bool eight_bit = false;
+  bool binary = false;  // BODY=BINARYMIME (sent with BDAT, byte-exact)
 
   // What the server application decided (codes: 250, 450, 550, …).
   bool server_saw_mail = false;
@@ -237,6 +238,7 @@ struct joined {
       env.recipient_count = m.rcpts.size();
       env.size = m.content.size();
       if (m.eight_bit) env.body = wire::body_type::eight_bit_mime;
+      if (m.binary) env.body = wire::body_type::binary_mime;
       REQUIRE(c.send_mail(env) == errc::ok);
     } else {
       REQUIRE(c.quit() == errc::ok);
@@ -598,4 +600,259 @@ TEST_CASE("server decisions keep the application's code with the default text") 
   REQUIRE(s.reject(r) == errc::ok);
   drain();
   CHECK(out.rfind("550 5.7.1 ", 0) == 0);
+}
+
+namespace {
+
+// As random_session, with CHUNKING offered and BDAT preferred: some messages
+// are larger than the client's output buffer (several chunks, pipelined or
+// one at a time), and, when the server offers BINARYMIME, some are arbitrary
+// octets sent byte-exact.
+void random_chunking_session(std::uint32_t seed, bool lmtp, totals& t, std::size_t& binaries,
+                             std::size_t& multi_chunk) {
+  std::mt19937 rng(seed);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  client_config cc;
+  cc.local_name = "client.test";
+  cc.tls = tls_policy::none;
+  cc.pipelining = pick(0, 1) == 1;
+  cc.lmtp = lmtp;
+  cc.prefer_bdat = true;
+  cc.output_buffer = 16384;
+  server_config sc;
+  sc.host_name = "mx.test";
+  sc.lmtp = lmtp;
+  sc.extensions.pipelining = pick(0, 1) == 1;
+  sc.extensions.eightbitmime = pick(0, 3) != 0;
+  sc.extensions.chunking = true;
+  sc.extensions.binarymime = pick(0, 1) == 1;
+  const std::size_t chunk = pick(0, 2) == 0 ? 7 : std::size_t(pick(64, 2000));
+  joined j(cc, sc, seed ^ 0x5bd1e995u, chunk);
+  const int n = pick(0, 3) == 0 ? pick(2, 4) : 1;
+  for (int k = 0; k < n; ++k) {
+    message m = random_message(rng, seed, std::size_t(k), sc.extensions.eightbitmime);
+    if (sc.extensions.binarymime && pick(0, 2) == 0) {
+      m.binary = true;
+      m.eight_bit = false;
+      m.content.clear();
+      const int len = pick(0, 600);
+      for (int i = 0; i < len; ++i)
+        m.content += static_cast<char>(pick(0, 255));
+    }
+    if (pick(0, 5) == 0) {
+      // Larger than the output buffer: several chunks.
+      const std::size_t target = std::size_t(pick(20000, 40000));
+      while (m.content.size() < target)
+        m.content += m.binary ? std::string_view("\r.\n\0bin", 8) : "more text .\r\n.\r\n";
+      multi_chunk += 1;
+    }
+    binaries += m.binary ? 1 : 0;
+    j.msgs.push_back(std::move(m));
+  }
+  INFO("seed " << seed << " lmtp " << lmtp << " pipelining " << cc.pipelining << "/"
+               << sc.extensions.pipelining << " chunk " << chunk);
+  j.run();
+  INFO("client state " << smtpwire::to_string(j.c.state()) << " server state "
+                       << smtpwire::to_string(j.s.state()));
+  REQUIRE(!j.client_error);
+  REQUIRE(j.client_closed);
+  REQUIRE(j.server_closed);
+  CHECK(j.s.errors() == 0);
+  // Content went by BDAT only: the client never sent DATA.
+  CHECK(j.c2s.find("\r\nDATA\r\n") == std::string::npos);
+  REQUIRE(j.client_msg == j.msgs.size());
+  REQUIRE(j.server_msg == j.msgs.size());
+  for (message m : j.msgs) {
+    if (m.binary && m.server_saw_data) {
+      // Byte-exact: no dot stuffing, no line-end rewriting, nothing added.
+      CHECK(m.received == m.content);
+      m.received = normalised(m.content);  // so that check_message checks the rest
+    }
+    check_message(m, lmtp);
+    ++t.messages;
+    (m.outcome == 1 ? t.accepted : t.rejected) += 1;
+    t.content_octets += m.content.size();
+  }
+  ++t.sessions;
+}
+
+}  // namespace
+
+TEST_CASE("client and server agree over BDAT (CHUNKING, BINARYMIME)") {
+  totals t;
+  std::size_t binaries = 0, multi = 0;
+  for (std::uint32_t seed = 9001; seed <= 9600; ++seed)
+    random_chunking_session(seed, false, t, binaries, multi);
+  CHECK(t.sessions == 600);
+  CHECK(t.accepted > 50);
+  CHECK(t.rejected > 50);
+  CHECK(binaries > 50);
+  CHECK(multi > 50);
+}
+
+TEST_CASE("client and server agree in LMTP over BDAT") {
+  totals t;
+  std::size_t binaries = 0, multi = 0;
+  for (std::uint32_t seed = 12001; seed <= 12300; ++seed)
+    random_chunking_session(seed, true, t, binaries, multi);
+  CHECK(t.sessions == 300);
+  CHECK(t.accepted > 30);
+  CHECK(t.rejected > 30);
+}
+
+// RFC 4954 §4: an initial response that would make the AUTH line longer than
+// 12288 octets goes after the 334 instead; the server takes both forms.
+TEST_CASE("long XOAUTH2 initial responses cross between the engines (RFC 4954 4)") {
+  // "user=" U "\x01auth=Bearer " T "\x01\x01": 20 + U + T octets; base64
+  // 12272 fits on "AUTH XOAUTH2 ..." (12286 octets), 12280 does not.
+  for (const std::size_t raw : {std::size_t{9204}, std::size_t{9210}}) {
+    const std::string token(8192, 'T');
+    const std::string user(raw - 20 - token.size(), 'u');
+    client_config cc;
+    cc.local_name = "client.test";
+    cc.tls = tls_policy::none;
+    cc.auth_in_clear = true;
+    server_config sc;
+    sc.host_name = "mx.test";
+    sc.policy.auth_only_over_tls = false;
+    sc.extensions.auth.add(wire::sasl::mechanism::xoauth2);
+    joined j(cc, sc, 7, 1000);
+    smtpwire::sasl_xoauth2 mech{user, token};
+    bool asked = false, server_got = false;
+    int outcome = 0;
+    for (int round = 0; round < 100000 && outcome == 0; ++round) {
+      for (;;) {
+        const server_event e = j.s.next_event();
+        if (std::holds_alternative<std::monostate>(e)) break;
+        if (auto* a = std::get_if<smtpwire::auth_event>(&e)) {
+          server_got = a->authcid == user && a->secret == token;
+          REQUIRE((server_got ? j.s.accept() : j.s.reject()) == errc::ok);
+        } else if (j.s.awaiting_decision()) {
+          REQUIRE(j.s.accept() == errc::ok);
+        }
+      }
+      for (;;) {
+        const client_event e = j.c.next_event();
+        if (std::holds_alternative<std::monostate>(e)) break;
+        REQUIRE(!std::holds_alternative<ev::error>(e));
+        if (std::holds_alternative<ev::ready>(e) && !asked) {
+          asked = true;
+          REQUIRE(j.c.authenticate(mech) == errc::ok);
+        } else if (auto* a = std::get_if<ev::auth_result>(&e)) {
+          outcome = a->success ? 1 : 2;
+        }
+      }
+      j.transfer();
+    }
+    INFO("raw " << raw);
+    CHECK(server_got);
+    CHECK(outcome == 1);
+    CHECK(j.s.errors() == 0);
+    const bool deferred = raw == 9210;
+    CHECK((j.c2s.find("AUTH XOAUTH2\r\n") != std::string::npos) == deferred);
+    std::size_t longest = 0;
+    for (std::size_t at = 0, eol; (eol = j.c2s.find("\r\n", at)) != std::string::npos; at = eol + 2)
+      longest = std::max(longest, eol + 2 - at);
+    CHECK(longest <= smtpwire::auth_line_max);
+    CHECK(longest >= 12270);
+  }
+}
+
+// RFC 3461: the typed DSN parameters the client writes are what the server
+// parses, and xtext round-trips the ENVID and ORCPT octets.
+TEST_CASE("DSN parameters cross between the engines") {
+  for (std::uint32_t seed = 1; seed <= 100; ++seed) {
+    std::mt19937 rng(seed);
+    auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    client_config cc;
+    cc.local_name = "client.test";
+    cc.tls = tls_policy::none;
+    cc.pipelining = pick(0, 1) == 1;
+    server_config sc;
+    sc.host_name = "mx.test";
+    sc.extensions.dsn = true;
+    sc.extensions.pipelining = pick(0, 1) == 1;
+    joined j(cc, sc, seed, std::size_t(pick(1, 200)));
+    // Printable ENVID and arbitrary ORCPT octets (xtext encodes them all).
+    std::string envid;
+    for (int i = pick(1, 30); i > 0; --i)
+      envid += static_cast<char>(pick(0x20, 0x7e));
+    const std::string rcpts[] = {"a@mx.test", "b@mx.test", "c@mx.test"};
+    std::string orcpt[3];
+    smtpwire::recipient_dsn dsn[3];
+    const std::uint8_t sets[] = {0, wire::notify_never, wire::notify_success,
+                                 wire::notify_failure | wire::notify_delay,
+                                 wire::notify_success | wire::notify_failure | wire::notify_delay};
+    for (int i = 0; i < 3; ++i) {
+      for (int k = pick(0, 40); k > 0; --k)
+        orcpt[i] += static_cast<char>(pick(0, 255));
+      dsn[i].orcpt = orcpt[i];
+      dsn[i].notify = sets[pick(0, 4)];
+    }
+    const std::string_view views[] = {rcpts[0], rcpts[1], rcpts[2]};
+    smtpwire::envelope env;
+    env.from = "s@client.test";
+    env.recipients = views;
+    env.recipient_count = 3;
+    env.ret = pick(0, 1) ? wire::ret_type::full : wire::ret_type::hdrs;
+    env.envid = envid;
+    env.dsn = dsn;
+    bool sent = false, done = false;
+    int mails = 0, rcpts_seen = 0;
+    for (int round = 0; round < 100000 && !done; ++round) {
+      for (;;) {
+        const server_event e = j.s.next_event();
+        if (std::holds_alternative<std::monostate>(e)) break;
+        if (auto* m = std::get_if<smtpwire::mail_event>(&e)) {
+          ++mails;
+          CHECK(m->params.ret == env.ret);
+          REQUIRE(m->params.envid);
+          std::string decoded;
+          REQUIRE(wire::xtext_decode(decoded, *m->params.envid) == errc::ok);
+          CHECK(decoded == envid);
+        } else if (auto* r = std::get_if<smtpwire::rcpt_event>(&e)) {
+          const int i = rcpts_seen++;
+          REQUIRE(i < 3);
+          CHECK(r->params.notify == dsn[i].notify);
+          CHECK(r->params.orcpt.has_value() == !orcpt[i].empty());
+          if (r->params.orcpt) {
+            CHECK(r->params.orcpt->addr_type == "rfc822");
+            std::string decoded;
+            REQUIRE(wire::xtext_decode(decoded, r->params.orcpt->addr) == errc::ok);
+            CHECK(decoded == orcpt[i]);
+          }
+        } else if (auto* ct = std::get_if<smtpwire::content_event>(&e)) {
+          (void)ct;
+          continue;
+        } else if (std::holds_alternative<smtpwire::closed_event>(e)) {
+          done = true;
+        }
+        if (j.s.awaiting_decision()) REQUIRE(j.s.accept() == errc::ok);
+      }
+      for (;;) {
+        const client_event e = j.c.next_event();
+        if (std::holds_alternative<std::monostate>(e)) break;
+        REQUIRE(!std::holds_alternative<ev::error>(e));
+        if (std::holds_alternative<ev::ready>(e)) {
+          if (!sent) {
+            sent = true;
+            REQUIRE(j.c.send_mail(env) == errc::ok);
+          } else {
+            REQUIRE(j.c.quit() == errc::ok);
+          }
+        } else if (std::holds_alternative<ev::send_content>(e)) {
+          REQUIRE(j.c.send_content("x\r\n"));
+          REQUIRE(j.c.end_content() == errc::ok);
+        } else if (auto* a = std::get_if<ev::message_accepted>(&e)) {
+          CHECK(a->recipients == 3);
+        }
+      }
+      j.transfer();
+    }
+    INFO("seed " << seed);
+    CHECK(done);
+    CHECK(mails == 1);
+    CHECK(rcpts_seen == 3);
+    CHECK(j.s.errors() == 0);
+  }
 }

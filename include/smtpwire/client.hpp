@@ -1,8 +1,9 @@
 // smtpwire — the client engine: a sans-I/O SMTP client session (RFC 5321)
 // with STARTTLS (RFC 3207), AUTH (RFC 4954), PIPELINING (RFC 2920), SIZE
-// (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531) and REQUIRETLS
-// (RFC 8689), that cannot be talked out of TLS; also an LMTP client
-// (RFC 2033: LHLO, one reply per accepted recipient after the content).
+// (RFC 1870), 8BITMIME (RFC 6152), CHUNKING and BINARYMIME (RFC 3030), DSN
+// (RFC 3461), SMTPUTF8 (RFC 6531) and REQUIRETLS (RFC 8689), that cannot be
+// talked out of TLS; also an LMTP client (RFC 2033: LHLO, one reply per
+// accepted recipient after the content).
 //
 // Theory of operation.
 //
@@ -24,6 +25,25 @@
 //   MAIL / RCPT... / DATA (one flight under PIPELINING) -> recipient events
 //   -> send_content event -> send_content(chunk)... end_content() ->
 //   message_accepted / message_rejected -> ready -> ... -> quit() -> closed.
+//
+// BDAT (RFC 3030). With client_config::prefer_bdat and the server's
+// CHUNKING, or always for BODY=BINARYMIME, the content goes as BDAT chunks
+// instead of DATA: MAIL and RCPT first (one flight under PIPELINING), the
+// send_content event once the RCPT replies are in and one was positive (so
+// a message without recipients is never transmitted), then the same
+// send_content()/end_content() calls. The engine collects the octets in an
+// open chunk that output() does not show yet; the chunk is sealed ("BDAT n"
+// written before its octets) when the output buffer is full, and by
+// end_content() as "BDAT n LAST" — a message that fits the buffer is one
+// chunk. Under PIPELINING sealed chunks do not wait for their replies;
+// without it each waits for the reply to the one before (send_content then
+// takes what fits and returns less: call it again after the next reply).
+// Each chunk gets its own reply; a refused one fails the transaction
+// (message_rejected, stage content), no further chunk is sent and RSET ends
+// it (RFC 3030 §2); the reply to the LAST chunk decides (LMTP: one reply
+// per accepted recipient). Chunk octets are never dot-stuffed; under
+// BINARYMIME they go byte for byte, otherwise line ends are normalised to
+// CRLF as for DATA.
 //
 // States and the transition table. client_state names the protocol position
 // (what the engine waits for); client_transition(state, reply_class) is the
@@ -52,9 +72,9 @@
 // envelope's strings, and a SASL mechanism passed to authenticate(), must
 // stay valid until the transaction's (or the exchange's) final event.
 //
-// Not implemented (refused, never half-done): BDAT/CHUNKING and
-// BODY=BINARYMIME, typed DSN parameters (pass them as raw parameter
-// text: envelope::mail_params and envelope::rcpt_params).
+// DSN (RFC 3461): envelope::ret, envelope::envid and envelope::dsn (NOTIFY,
+// ORCPT) are written by wire/params.hpp's writers, with ENVID and ORCPT
+// xtext-encoded by the engine, only when the server offers DSN.
 #ifndef SMTPWIRE_CLIENT_HPP
 #define SMTPWIRE_CLIENT_HPP
 
@@ -63,6 +83,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,13 +94,16 @@
 #include "smtpwire/error.hpp"
 #include "smtpwire/tls_info.hpp"
 #include "smtpwire/wire/base64.hpp"
+#include "smtpwire/wire/bdat.hpp"
 #include "smtpwire/wire/command.hpp"
 #include "smtpwire/wire/content.hpp"
 #include "smtpwire/wire/data.hpp"
 #include "smtpwire/wire/ehlo.hpp"
+#include "smtpwire/wire/params.hpp"
 #include "smtpwire/wire/path.hpp"
 #include "smtpwire/wire/reply.hpp"
 #include "smtpwire/wire/sasl.hpp"
+#include "smtpwire/wire/xtext.hpp"
 
 namespace smtpwire {
 
@@ -143,6 +167,13 @@ struct client_config {
   /// after the content one reply per accepted recipient, each reported as a
   /// delivery event. Default false.
   bool lmtp = false;
+  /// Send the content with BDAT (RFC 3030 CHUNKING) instead of DATA when the
+  /// server offers CHUNKING. BODY=BINARYMIME always uses BDAT. Default false.
+  bool prefer_bdat = false;
+  /// When the server does not offer DSN (RFC 3461), send the message without
+  /// the envelope's DSN parameters (RET, ENVID, NOTIFY, ORCPT) instead of
+  /// refusing it with errc::dsn_not_offered. Default false.
+  bool drop_dsn_when_not_offered = false;
   /// Reply limits (line length, lines, bytes per reply; see reply_options).
   wire::reply_options reply;
   /// Most recipients in one transaction; RFC 5321 §4.5.3.1.8 requires a
@@ -173,6 +204,7 @@ enum class client_state : std::uint8_t {
   rcpt,           ///< waiting for the reply to a RCPT
   data,           ///< waiting for the 354 to DATA
   content,        ///< the application streams the message (send_content / end_content)
+  bdat,           ///< BDAT content streamed in chunks (RFC 3030); their replies may arrive
   data_end,       ///< waiting for the reply to the end of data
   rset,           ///< waiting for the reply to RSET
   command,        ///< waiting for the reply to a low-level command (NOOP, VRFY, …)
@@ -182,7 +214,7 @@ enum class client_state : std::uint8_t {
 };
 
 /// Number of client_state values.
-inline constexpr std::size_t client_state_count = 17;
+inline constexpr std::size_t client_state_count = 18;
 
 /// The state's name ("awaiting" positions are named after what was sent).
 constexpr std::string_view to_string(client_state s) noexcept {
@@ -209,6 +241,8 @@ constexpr std::string_view to_string(client_state s) noexcept {
       return "data";
     case client_state::content:
       return "content";
+    case client_state::bdat:
+      return "bdat";
     case client_state::data_end:
       return "data_end";
     case client_state::rset:
@@ -310,8 +344,9 @@ using ro = reply_outcome;
 // Rows in client_state order; columns 2yz, 3yz, 4yz, 5yz, 421.
 // RFC 5321 §4.3.2 lists the replies each command may get: 3yz only for DATA
 // (354) and, by RFC 4954, for AUTH (334); 421 may come "in response to any
-// command". RFC 5321 §4.1.1.10: "The receiver MUST send a "221 OK" reply"
-// to QUIT, and nothing may follow it, so every reply to QUIT ends the session.
+// command". RFC 3030 §2: each BDAT chunk gets a 2yz, 4yz or 5yz reply.
+// RFC 5321 §4.1.1.10: "The receiver MUST send a "221 OK" reply" to QUIT,
+// and nothing may follow it, so every reply to QUIT ends the session.
 inline constexpr reply_outcome client_table[client_state_count][reply_class_count] = {
     /* tls_handshake */ {ro::injection, ro::injection, ro::injection, ro::injection, ro::injection},
     /* greeting */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
@@ -326,6 +361,7 @@ inline constexpr reply_outcome client_table[client_state_count][reply_class_coun
     /* data     */ {ro::unexpected, ro::accepted, ro::refused, ro::refused, ro::closing},
     /* content  */
     {ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::closing},
+    /* bdat     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* data_end */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* rset     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* command  */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
@@ -339,6 +375,12 @@ inline constexpr reply_outcome client_table[client_state_count][reply_class_coun
 constexpr reply_outcome client_transition(client_state s, reply_class c) noexcept {
   return detail::client_table[static_cast<std::size_t>(s)][static_cast<std::size_t>(c)];
 }
+
+/// The longest AUTH command line and SASL response line the client sends,
+/// CRLF included (RFC 4954 §4). A longer initial response is sent after the
+/// first 334 instead of on the AUTH line; a longer response cancels the
+/// exchange ("*").
+inline constexpr std::size_t auth_line_max = 12288;  ///< fixed by RFC 4954 §4
 
 // ---------------------------------------------------------------------------
 // SASL mechanisms
@@ -360,6 +402,12 @@ class sasl_client_mechanism {
   /// Appends the response to the decoded server challenge `challenge`;
   /// returning an error makes the engine cancel the exchange with "*".
   virtual errc respond(std::string_view challenge, std::string& out) = 0;
+  /// Asked when the server answers 235: errc::ok when the exchange is
+  /// complete on this side. A mechanism that authenticates the server too
+  /// (SCRAM) returns an error when the server never proved itself (e.g. 235
+  /// without server-final); the engine then fails the session with that
+  /// error and QUIT instead of reporting success. Default: complete.
+  virtual errc finish() noexcept { return errc::ok; }
 
  protected:
   ~sasl_client_mechanism() = default;
@@ -472,6 +520,22 @@ struct credentials {
 // Envelope and events
 // ---------------------------------------------------------------------------
 
+/// The DSN requests for one recipient (RFC 3461 §4.1, §4.2); see
+/// envelope::dsn.
+struct recipient_dsn {
+  /// NOTIFY as wire::notify_flags bits: wire::notify_never alone, or any
+  /// non-empty set of notify_success, notify_failure, notify_delay; 0 sends
+  /// no NOTIFY. Another value makes send_mail() fail with
+  /// errc::notify_invalid.
+  std::uint8_t notify = 0;
+  /// ORCPT's addr-type (RFC 3461 §4.2: an atom such as "rfc822").
+  std::string_view orcpt_type = "rfc822";
+  /// ORCPT's address as plain octets (e.g. "Bob@Example.COM"), xtext-encoded
+  /// by the engine; empty sends no ORCPT. At most 500 octets with addr-type
+  /// and ";" once encoded (RFC 3461 §4.2), else errc::param_value_invalid.
+  std::string_view orcpt;
+};
+
 /// One message's envelope and its MAIL parameters. The strings and arrays
 /// must stay valid until the transaction's final event.
 struct envelope {
@@ -484,11 +548,12 @@ struct envelope {
   /// declared. A size above the server's advertised limit is refused before
   /// anything is sent (errc::message_too_big).
   std::uint64_t size = 0;
-  /// BODY= (RFC 6152): eight_bit_mime needs the server's 8BITMIME
-  /// (errc::data_8bit_not_offered otherwise); binary_mime needs BDAT, which
-  /// this engine does not implement (errc::api_value_invalid). Under
-  /// seven_bit, content octets >= 0x80 fail the session
-  /// (errc::data_8bit_not_declared) before they are sent.
+  /// BODY= (RFC 6152, RFC 3030): eight_bit_mime needs the server's 8BITMIME
+  /// (errc::data_8bit_not_offered otherwise); binary_mime needs CHUNKING and
+  /// BINARYMIME (errc::data_binary_not_offered otherwise) and always sends
+  /// the content with BDAT, byte for byte. Under seven_bit, content octets
+  /// >= 0x80 fail the session (errc::data_8bit_not_declared) before they
+  /// are sent.
   wire::body_type body = wire::body_type::seven_bit;
   /// Declare SMTPUTF8 (RFC 6531 §3.4); set automatically when an address is
   /// not ASCII. Needs the server's SMTPUTF8 (errc::utf8_not_allowed).
@@ -496,11 +561,27 @@ struct envelope {
   /// Declare REQUIRETLS (RFC 8689 §4.1): only over TLS and when offered
   /// (errc::requiretls_not_offered otherwise).
   bool requiretls = false;
-  /// Further MAIL parameters as written (e.g. "RET=HDRS ENVID=q1"); checked
-  /// as esmtp-params by the command writer, never containing CR, LF or NUL.
+  /// RET (RFC 3461 §4.3): a DSN returns the whole message (full) or its
+  /// headers (hdrs); empty sends no RET. Like ENVID and envelope::dsn it
+  /// needs the server's DSN (errc::dsn_not_offered otherwise, unless
+  /// client_config::drop_dsn_when_not_offered).
+  std::optional<wire::ret_type> ret;
+  /// ENVID (RFC 3461 §4.4): the envelope identifier as plain printable
+  /// US-ASCII (errc::api_value_invalid otherwise), xtext-encoded by the
+  /// engine; at most 100 octets once encoded (errc::param_value_invalid).
+  /// Empty sends no ENVID.
+  std::string_view envid;
+  /// Per-recipient NOTIFY and ORCPT (RFC 3461), recipient_count entries, or
+  /// nullptr for none.
+  const recipient_dsn* dsn = nullptr;
+  /// Further MAIL parameters as written (e.g. "MT-PRIORITY=3"), after the
+  /// engine's own; the whole set must parse as MAIL parameters
+  /// (wire::parse_mail_params: no keyword twice, e.g. no RET here when
+  /// `ret` is set), never containing CR, LF or NUL.
   std::string_view mail_params;
-  /// Per-recipient RCPT parameters (e.g. "NOTIFY=FAILURE"), recipient_count
-  /// entries, or nullptr for none.
+  /// Per-recipient RCPT parameters (e.g. "X-TAG=1"), recipient_count
+  /// entries, or nullptr for none; checked as mail_params, with
+  /// wire::parse_rcpt_params.
   const std::string_view* rcpt_params = nullptr;
 };
 
@@ -651,7 +732,9 @@ class client {
 
   /// Bytes to send to the server, valid until the next call that changes
   /// output (consume_output, or any call that sends a command).
-  std::string_view output() const noexcept { return std::string_view(out_).substr(out_pos_); }
+  std::string_view output() const noexcept {
+    return std::string_view(out_).substr(out_pos_, visible_end() - out_pos_);
+  }
   /// Marks the first `n` bytes of output() as sent (n is capped at its size).
   void consume_output(std::size_t n) noexcept;
 
@@ -663,6 +746,14 @@ class client {
   /// api_bad_state outside tls_handshake; tls_response_injection (fatal)
   /// when plaintext arrived after the 220.
   errc tls_established(const tls_info& info) noexcept;
+
+  /// Reports a failed TLS handshake (after start_tls, or at the start of an
+  /// implicit-TLS session): the session fails with an error event carrying
+  /// errc::tls_handshake_failed, and nothing more is sent — no QUIT in clear
+  /// over a connection whose TLS state is unknown. Close the connection.
+  /// Returns errc::ok, or api_bad_state outside tls_handshake (nothing
+  /// changes then).
+  errc tls_failed() noexcept;
 
   /// True once TLS is up.
   bool tls_active() const noexcept { return tls_; }
@@ -684,24 +775,36 @@ class client {
   errc authenticate(const credentials& c);
 
   /// Starts a transaction: MAIL, RCPT for each recipient, DATA — in one
-  /// flight when PIPELINING is offered and enabled. Allowed in ready. All
+  /// flight when PIPELINING is offered and enabled (with BDAT: MAIL and the
+  /// RCPTs; the chunks follow the RCPT replies). Allowed in ready. All
   /// checks happen before anything is written (nothing is sent on error):
   /// api_bad_state (state, or output full), api_value_invalid (no or too
-  /// many recipients, BODY=BINARYMIME), the path.hpp errors for a bad
-  /// address, command_value_invalid for parameters the writer refuses
-  /// (CR, LF, NUL included), message_too_big, data_8bit_not_offered,
-  /// utf8_not_allowed, requiretls_not_offered.
+  /// many recipients, an ENVID that is not printable US-ASCII), the
+  /// path.hpp errors for a bad address, command_value_invalid for
+  /// parameters that would put CR, LF or NUL on the wire, the params.hpp
+  /// errors for parameters that do not parse back (param_syntax,
+  /// param_duplicate, notify_invalid, param_value_invalid for a too long
+  /// ENVID or ORCPT, …), message_too_big, data_8bit_not_offered,
+  /// data_binary_not_offered (BINARYMIME without the server's CHUNKING and
+  /// BINARYMIME), dsn_not_offered, utf8_not_allowed,
+  /// requiretls_not_offered.
   errc send_mail(const envelope& env);
 
-  /// Streams message octets after the send_content event, dot-stuffed by
-  /// wire::data_encoder (bare CR / LF sent as CRLF). Returns the octets
-  /// taken (fewer when output is full: drain it and pass the rest). Errors:
-  /// api_bad_state; data_nul and data_8bit_not_declared fail the session
-  /// (the server is mid-DATA: nothing can repair it).
+  /// Streams message octets after the send_content event. DATA: dot-stuffed
+  /// by wire::data_encoder (bare CR / LF sent as CRLF). BDAT: into the open
+  /// chunk, line ends normalised the same way but never dot-stuffed, and
+  /// under BINARYMIME byte for byte. Returns the octets taken: fewer when
+  /// output is full (drain it and pass the rest), or, with BDAT without
+  /// PIPELINING, when a chunk's reply is due (pass the rest after the next
+  /// reply). Errors: api_bad_state (also after a refused BDAT chunk);
+  /// data_nul (not under BINARYMIME) and data_8bit_not_declared fail the
+  /// session (the server is mid-message: nothing can repair it).
   result<std::size_t> send_content(std::string_view chunk) noexcept;
 
-  /// Ends the message ("." line, after a CRLF when the content lacks one).
-  /// Errors: api_bad_state (not in content, or output full).
+  /// Ends the message: DATA's "." line, or BDAT's LAST chunk (sent once the
+  /// reply to the chunk before it is in, without PIPELINING); a CRLF is
+  /// added when text content lacks one (not under BINARYMIME). Errors:
+  /// api_bad_state (not in content, or output full).
   errc end_content() noexcept;
 
   /// Sends QUIT (allowed in ready). Errors: api_bad_state.
@@ -747,7 +850,11 @@ class client {
   }
 
  private:
-  enum class kind : std::uint8_t { mail, rcpt, data, data_end, discard_end, rset, command };
+  enum class kind : std::uint8_t { mail, rcpt, data, bdat, data_end, discard_end, rset, command };
+  // Room kept for a chunk's BDAT command line, written when the chunk is
+  // sealed (wire::bdat_command holds at most 31 octets).
+  static constexpr std::size_t chunk_gap = 32;
+  static constexpr std::size_t no_chunk = static_cast<std::size_t>(-1);
   struct pending {
     kind k;
     std::uint32_t index;  // rcpt: recipient index; command: verb
@@ -775,7 +882,23 @@ class client {
   void handle_setup(reply_outcome o, const wire::reply_view& r);
   void handle_auth(reply_outcome o, const wire::reply_view& r);
   void handle_txn(reply_outcome o, const wire::reply_view& r);
-  void send_next_txn_command();
+  bool send_next_txn_command();
+  errc write_rcpt(const envelope& env, std::size_t i);
+  void follow_pending() noexcept;
+  std::size_t visible_end() const noexcept {
+    return chunk_at_ == no_chunk ? out_.size() : chunk_at_;
+  }
+  void drop_chunk() noexcept {
+    if (chunk_at_ != no_chunk) out_.resize(chunk_at_);
+    chunk_at_ = no_chunk;
+  }
+  void begin_bdat();
+  bool may_seal(bool last);
+  void seal(bool last);
+  result<std::size_t> send_chunks(std::string_view in) noexcept;
+  static bool has_8bit(std::string_view s) noexcept;
+  void append_normalised(std::string_view part);
+  errc end_chunks() noexcept;
   void store_capabilities(const wire::reply_view& r);
   void send_auth_response(std::string_view b64_challenge);
   void check_injection() noexcept {
@@ -820,9 +943,21 @@ class client {
   bool rejected_ = false;  // message_rejected already emitted for this transaction
   wire::data_encoder encoder_;
   wire::path_options path_opt_{};
+  bool use_dsn_ = false;  // this transaction sends its DSN parameters
+
+  // BDAT (RFC 3030)
+  bool bdat_ = false;                // this transaction sends its content with BDAT
+  std::size_t chunk_at_ = no_chunk;  // out_ offset of the open chunk (its command gap)
+  bool ended_ = false;               // end_content() was called
+  bool blocked_ = false;             // send_content stopped: a chunk waits to be sealed
+  bool end_pending_ = false;         // the LAST chunk waits for the reply to the one before
+  bool cr_pending_ = false;          // the content so far ends in a CR (its LF may follow)
+  bool ends_lf_ = false;             // the content so far ends in LF (so in CRLF)
+  std::uint64_t content_octets_ = 0;
 
   // auth
   sasl_client_mechanism* mech_ = nullptr;
+  bool deferred_ir_ = false;  // scratch_ holds an initial response held back for the 334
   std::optional<sasl_plain> plain_;
   std::optional<sasl_login> login_;
   std::optional<sasl_xoauth2> xoauth2_;
@@ -895,6 +1030,9 @@ inline void client::reset() noexcept {
   accepted_index_.clear();
   env_ = envelope{};
   mech_ = nullptr;
+  deferred_ir_ = false;
+  bdat_ = false;
+  chunk_at_ = no_chunk;
   wait_started_ = false;
 }
 
@@ -909,6 +1047,7 @@ inline std::chrono::seconds client::timeout_of(client_state s) const noexcept {
     case client_state::data:
       return cfg_.timeouts.data_init;
     case client_state::data_end:
+    case client_state::bdat:
       return cfg_.timeouts.data_term;
     default:
       return cfg_.timeouts.other;
@@ -923,6 +1062,10 @@ inline std::optional<client::time_point> client::deadline() const noexcept {
     case client_state::closed:
     case client_state::failed:
       return std::nullopt;
+    case client_state::bdat:
+      // Streaming chunks: a wait runs only while a chunk's reply is due.
+      if (pend_head_ >= pending_.size()) return std::nullopt;
+      break;
     default:
       break;
   }
@@ -938,6 +1081,9 @@ inline void client::check_time(time_point now) noexcept {
     case client_state::closed:
     case client_state::failed:
       return;
+    case client_state::bdat:
+      if (pend_head_ >= pending_.size()) return;
+      break;
     default:
       break;
   }
@@ -953,6 +1099,7 @@ inline void client::fail(errc e, wire::reply_view r, bool send_quit) {
   if (state_ == client_state::failed) return;
   error_ = e;
   state_ = client_state::failed;
+  drop_chunk();
   pending_.clear();
   pend_head_ = 0;
   if (mech_ != nullptr) {
@@ -960,6 +1107,7 @@ inline void client::fail(errc e, wire::reply_view r, bool send_quit) {
     std::fill(scratch_.begin(), scratch_.end(), '\0');
     scratch_.clear();
     mech_ = nullptr;
+    deferred_ir_ = false;
   }
   // The stream is still in step with the server only after a complete,
   // well-formed refusal; then QUIT is the polite end (RFC 5321 §4.1.1.10).
@@ -971,12 +1119,17 @@ inline std::size_t client::out_free() noexcept {
   if (out_pos_ != 0 && out_pos_ == out_.size()) {
     out_.clear();
     out_pos_ = 0;
+  } else if (out_pos_ != 0 && chunk_at_ != no_chunk) {
+    // An open chunk grows at the end: give it the space already sent.
+    out_.erase(0, out_pos_);
+    chunk_at_ -= out_pos_;
+    out_pos_ = 0;
   }
   return cfg_.output_buffer - out_.size();
 }
 
 inline void client::consume_output(std::size_t n) noexcept {
-  const std::size_t left = out_.size() - out_pos_;
+  const std::size_t left = visible_end() - out_pos_;
   out_pos_ += n < left ? n : left;
   if (out_pos_ == out_.size()) {
     out_.clear();
@@ -984,6 +1137,7 @@ inline void client::consume_output(std::size_t n) noexcept {
   } else if (out_pos_ >= cfg_.output_buffer / 2) {
     // Keep the free space at the end without reallocating.
     out_.erase(0, out_pos_);
+    if (chunk_at_ != no_chunk) chunk_at_ -= out_pos_;
     out_pos_ = 0;
   }
 }
@@ -1041,6 +1195,7 @@ inline void client::handle(const wire::reply_view& r) {
   const reply_outcome o = client_transition(state_, class_of(r.code()));
   switch (o) {
     case reply_outcome::closing:
+      drop_chunk();
       pending_.clear();
       pend_head_ = 0;
       set_state(client_state::closed);
@@ -1206,6 +1361,16 @@ inline errc client::tls_established(const tls_info& info) noexcept {
   return errc::ok;
 }
 
+inline errc client::tls_failed() noexcept {
+  if (state_ != client_state::tls_handshake) return errc::api_bad_state;
+  // Whatever sat in the output buffer was meant for a TLS channel that does
+  // not exist: drop it rather than let it leave in clear.
+  out_.clear();
+  out_pos_ = 0;
+  fail(errc::tls_handshake_failed);
+  return errc::ok;
+}
+
 // ---- AUTH ----------------------------------------------------------------------
 
 inline errc client::authenticate(sasl_client_mechanism& mech) {
@@ -1226,30 +1391,46 @@ inline errc client::authenticate(sasl_client_mechanism& mech) {
     scratch_.clear();
     return e;
   }
-  // RFC 4954 §4: the AUTH line may reach 12288 octets; keep room for it.
-  const std::size_t need = 32 + mech.name().size() + wire::base64_encoded_size(scratch_.size());
-  if (need > out_free()) {
+  // RFC 4954 §4: the AUTH command line, and every response line, is at
+  // most 12288 octets with its CRLF. An initial response that would make
+  // the AUTH line longer is not sent with it: AUTH goes alone, and the
+  // response answers the server's first (empty) 334 challenge.
+  const std::size_t b64 = present ? wire::base64_encoded_size(scratch_.size()) : 0;
+  if (b64 + 2 > auth_line_max) {
     std::fill(scratch_.begin(), scratch_.end(), '\0');
     scratch_.clear();
-    return errc::api_bad_state;
+    return errc::line_too_long;  // too long even as a response line
+  }
+  const bool inline_ir =
+      present && 5 + mech.name().size() + 1 + (b64 == 0 ? 1 : b64) + 2 <= auth_line_max;
+  const std::size_t need = 32 + mech.name().size() + (inline_ir ? b64 : 0);
+  if (need > out_free() || !wire::sasl::is_mechanism_name(mech.name())) {
+    std::fill(scratch_.begin(), scratch_.end(), '\0');
+    scratch_.clear();
+    return need > out_free() ? errc::api_bad_state : errc::command_value_invalid;
   }
   const std::size_t old = out_.size();
   out_.append("AUTH ").append(mech.name());
-  if (present) {
+  if (inline_ir) {
     out_.push_back(' ');
     if (scratch_.empty())
       out_.push_back('=');
     else
       wire::base64_encode(out_, scratch_);
   }
-  std::fill(scratch_.begin(), scratch_.end(), '\0');
-  scratch_.clear();
-  if (detail::has_line_breaking_byte(std::string_view(out_).substr(old)) ||
-      !wire::sasl::is_mechanism_name(mech.name())) {
+  if (detail::has_line_breaking_byte(std::string_view(out_).substr(old))) {
     out_.resize(old);
+    std::fill(scratch_.begin(), scratch_.end(), '\0');
+    scratch_.clear();
     return errc::command_value_invalid;
   }
   out_.append("\r\n");
+  // A deferred initial response stays in scratch_ until the 334.
+  deferred_ir_ = present && !inline_ir;
+  if (!deferred_ir_) {
+    std::fill(scratch_.begin(), scratch_.end(), '\0');
+    scratch_.clear();
+  }
   mech_ = &mech;
   set_state(client_state::auth);
   return errc::ok;
@@ -1282,16 +1463,25 @@ inline errc client::authenticate(const credentials& c) {
 }
 
 inline void client::send_auth_response(std::string_view b64_challenge) {
-  scratch_.clear();
-  errc e = wire::base64_decode(scratch_, b64_challenge);
-  const std::size_t split = scratch_.size();
-  if (e == errc::ok) {
-    const std::string_view challenge(scratch_.data(), split);
-    // respond() appends after the challenge; scratch_ has room for both.
-    e = mech_->respond(challenge, scratch_);
+  errc e = errc::ok;
+  std::size_t split = 0;
+  if (deferred_ir_) {
+    // RFC 4954 §4: the initial response that did not fit on the AUTH line
+    // answers the first challenge (which RFC 4422 §5 makes empty).
+    deferred_ir_ = false;
+  } else {
+    scratch_.clear();
+    e = wire::base64_decode(scratch_, b64_challenge);
+    split = scratch_.size();
+    if (e == errc::ok) {
+      const std::string_view challenge(scratch_.data(), split);
+      // respond() appends after the challenge; scratch_ has room for both.
+      e = mech_->respond(challenge, scratch_);
+    }
   }
   const std::string_view response = std::string_view(scratch_).substr(split);
-  if (e != errc::ok || wire::base64_encoded_size(response.size()) + 2 > out_free()) {
+  const std::size_t line = wire::base64_encoded_size(response.size()) + 2;
+  if (e != errc::ok || line > out_free() || line > auth_line_max) {
     out_.append("*\r\n");  // RFC 4954 §4: cancel the exchange
   } else {
     wire::base64_encode(out_, response);
@@ -1312,7 +1502,18 @@ inline void client::handle_auth(reply_outcome o, const wire::reply_view& r) {
     return;
   }
   const std::string_view name = mech_->name();
+  if (deferred_ir_) {
+    // Refused before its first challenge: the held-back response never leaves.
+    std::fill(scratch_.begin(), scratch_.end(), '\0');
+    scratch_.clear();
+    deferred_ir_ = false;
+  }
+  const errc finished = o == reply_outcome::accepted ? mech_->finish() : errc::ok;
   mech_ = nullptr;
+  if (finished != errc::ok) {
+    fail(finished, r, true);
+    return;
+  }
   authenticated_ = o == reply_outcome::accepted;
   push_event(client_events::auth_result{authenticated_, name, r});
   become_ready();
@@ -1328,7 +1529,10 @@ inline errc client::send_mail(const envelope& env) {
       env.recipients == nullptr)
     return errc::api_value_invalid;
   const wire::capabilities& caps = ehlo_.value();
-  if (env.body == wire::body_type::binary_mime) return errc::api_value_invalid;
+  // RFC 3030 §3: BINARYMIME content can only be sent with BDAT.
+  if (env.body == wire::body_type::binary_mime &&
+      (!caps.has(wire::capability::chunking) || !caps.has(wire::capability::binarymime)))
+    return errc::data_binary_not_offered;
   if (env.body == wire::body_type::eight_bit_mime && !caps.has(wire::capability::eightbitmime))
     return errc::data_8bit_not_offered;
   if (env.size != 0 && caps.has(wire::capability::size) && caps.size != 0 && env.size > caps.size)
@@ -1343,12 +1547,27 @@ inline errc client::send_mail(const envelope& env) {
       if (static_cast<unsigned char>(ch) >= 0x80) return true;
     return false;
   };
-  std::size_t estimate = 64 + env.from.size() + env.mail_params.size();
+  // DSN (RFC 3461): RET and ENVID on MAIL, NOTIFY and ORCPT on RCPT, only
+  // when the server offers DSN (RFC 3461 §4: a client MUST NOT send them
+  // otherwise).
+  bool dsn = env.ret.has_value() || !env.envid.empty();
+  for (std::size_t i = 0; env.dsn != nullptr && i < env.recipient_count; ++i)
+    dsn = dsn || env.dsn[i].notify != 0 || !env.dsn[i].orcpt.empty();
+  if (dsn && !caps.has(wire::capability::dsn)) {
+    if (!cfg_.drop_dsn_when_not_offered) return errc::dsn_not_offered;
+    dsn = false;
+  }
+  // RFC 3461 §4.4: ENVID is printable US-ASCII.
+  for (char ch : env.envid)
+    if (ch < 0x20 || ch > 0x7e) return errc::api_value_invalid;
+  std::size_t estimate = 64 + env.from.size() + env.mail_params.size() + 3 * env.envid.size();
   if (non_ascii(env.from)) utf8 = true;
   for (std::size_t i = 0; i < env.recipient_count; ++i) {
     if (non_ascii(env.recipients[i])) utf8 = true;
-    estimate += 16 + env.recipients[i].size() +
-                (env.rcpt_params != nullptr ? env.rcpt_params[i].size() + 1 : 0);
+    estimate +=
+        16 + env.recipients[i].size() +
+        (env.rcpt_params != nullptr ? env.rcpt_params[i].size() + 1 : 0) +
+        (env.dsn != nullptr ? 48 + env.dsn[i].orcpt_type.size() + 3 * env.dsn[i].orcpt.size() : 0);
   }
   if (utf8 && !caps.has(wire::capability::smtputf8)) return errc::utf8_not_allowed;
   if (estimate > out_free()) return errc::api_bad_state;
@@ -1356,38 +1575,10 @@ inline errc client::send_mail(const envelope& env) {
   wire::path_options po;
   po.smtputf8 = utf8;
   path_opt_ = po;
+  use_dsn_ = dsn;
+  wire::param_options pao;
+  pao.utf8_values = utf8;
 
-  // MAIL parameters: ours first, then the application's.
-  std::array<char, 128> ours{};
-  std::size_t on = 0;
-  auto add = [&](std::string_view s) {
-    for (char ch : s)
-      ours[on++] = ch;
-  };
-  if (env.size != 0 && caps.has(wire::capability::size)) {
-    add("SIZE=");
-    char digits[20];
-    int n = 0;
-    std::uint64_t v = env.size;
-    do {
-      digits[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    while (n > 0)
-      ours[on++] = digits[--n];
-  }
-  if (env.body == wire::body_type::eight_bit_mime) {
-    if (on) add(" ");
-    add("BODY=8BITMIME");
-  }
-  if (utf8) {
-    if (on) add(" ");
-    add("SMTPUTF8");
-  }
-  if (env.requiretls) {
-    if (on) add(" ");
-    add("REQUIRETLS");
-  }
   const std::size_t old = out_.size();
   wire::command c;
   c.kind = wire::verb::mail;
@@ -1398,14 +1589,46 @@ inline errc client::send_mail(const envelope& env) {
     if (!mb) return mb.error();
     c.path.address = *mb;
   }
-  // The writer takes the parameters as one text: join ours and the
-  // application's in the scratch buffer (free outside AUTH).
+  // MAIL parameters: ours through the params.hpp writer, then the
+  // application's; all of them joined in the scratch buffer (free outside
+  // AUTH, and large enough: appends below never reallocate it, so views
+  // into it stay valid).
   scratch_.clear();
-  if (on + 1 + env.mail_params.size() > scratch_.capacity()) return errc::command_value_invalid;
-  scratch_.append(ours.data(), on);
-  if (on != 0 && !env.mail_params.empty()) scratch_.push_back(' ');
-  scratch_.append(env.mail_params);
-  c.params = scratch_;
+  if (wire::xtext_encoded_size(env.envid) > pao.max_envid) return errc::param_value_invalid;
+  if (256 + pao.max_envid + env.mail_params.size() > scratch_.capacity())
+    return errc::command_value_invalid;
+  wire::mail_params m;
+  if (env.size != 0 && caps.has(wire::capability::size)) m.size = env.size;
+  if (env.body != wire::body_type::seven_bit) m.body = env.body;
+  m.smtputf8 = utf8;
+  m.requiretls = env.requiretls;
+  if (dsn) {
+    m.ret = env.ret;
+    if (!env.envid.empty()) {
+      wire::xtext_encode(scratch_, env.envid);
+      m.envid = std::string_view(scratch_);
+    }
+  }
+  const std::size_t at = scratch_.size();
+  if (const errc e = wire::write_mail_params(scratch_, m, pao); e != errc::ok) {
+    scratch_.clear();
+    return e;
+  }
+  if (!env.mail_params.empty()) {
+    if (detail::has_line_breaking_byte(env.mail_params)) {
+      scratch_.clear();
+      return errc::command_value_invalid;
+    }
+    scratch_.push_back(' ');
+    scratch_.append(env.mail_params);
+  }
+  std::string_view params = std::string_view(scratch_).substr(at);
+  if (!params.empty()) params.remove_prefix(1);
+  if (const auto parsed = wire::parse_mail_params(params, pao); !parsed) {
+    scratch_.clear();
+    return parsed.error();
+  }
+  c.params = params;
   const errc we = wire::write_command(out_, c, wire::command_options{po});
   scratch_.clear();
   if (we != errc::ok) return we;
@@ -1413,20 +1636,12 @@ inline errc client::send_mail(const envelope& env) {
   pending_.clear();
   pend_head_ = 0;
   pipelined_ = cfg_.pipelining && caps.has(wire::capability::pipelining);
+  bdat_ = env.body == wire::body_type::binary_mime ||
+          (cfg_.prefer_bdat && caps.has(wire::capability::chunking));
   // Every RCPT is checked now, even without pipelining, so that a bad
   // address is refused before MAIL leaves.
   for (std::size_t i = 0; i < env.recipient_count; ++i) {
-    wire::command rc;
-    rc.kind = wire::verb::rcpt;
-    const auto mb = wire::parse_mailbox(env.recipients[i], po);
-    if (!mb) {
-      out_.resize(old);
-      return mb.error();
-    }
-    rc.path.address = *mb;
-    if (env.rcpt_params != nullptr) rc.params = env.rcpt_params[i];
-    const errc re = wire::write_command(out_, rc, wire::command_options{po});
-    if (re != errc::ok) {
+    if (const errc re = write_rcpt(env, i); re != errc::ok) {
       out_.resize(old);
       return re;
     }
@@ -1443,27 +1658,272 @@ inline errc client::send_mail(const envelope& env) {
   if (pipelined_) {
     for (std::size_t i = 0; i < env.recipient_count; ++i)
       pending_.push_back({kind::rcpt, static_cast<std::uint32_t>(i)});
-    out_.append("DATA\r\n");
-    pending_.push_back({kind::data, 0});
+    // With BDAT the content waits for the RCPT replies: a message with no
+    // accepted recipient is never transmitted.
+    if (!bdat_) {
+      out_.append("DATA\r\n");
+      pending_.push_back({kind::data, 0});
+    }
   }
   set_state(client_state::mail);
   return errc::ok;
 }
 
-inline void client::send_next_txn_command() {
+inline errc client::write_rcpt(const envelope& env, std::size_t i) {
+  wire::command rc;
+  rc.kind = wire::verb::rcpt;
+  const auto mb = wire::parse_mailbox(env.recipients[i], path_opt_);
+  if (!mb) return mb.error();
+  rc.path.address = *mb;
+  wire::param_options pao;
+  pao.utf8_values = path_opt_.smtputf8;
+  const std::string_view raw = env.rcpt_params != nullptr ? env.rcpt_params[i] : std::string_view();
+  if (detail::has_line_breaking_byte(raw)) return errc::command_value_invalid;
+  // As for MAIL: everything is joined in scratch_, within its capacity.
+  scratch_.clear();
+  if (256 + pao.max_orcpt + raw.size() > scratch_.capacity()) return errc::command_value_invalid;
+  wire::rcpt_params rp;
+  if (use_dsn_ && env.dsn != nullptr) {
+    const recipient_dsn& d = env.dsn[i];
+    rp.notify = d.notify;
+    if (!d.orcpt.empty()) {
+      // RFC 3461 §4.2: addr-type ";" xtext, at most 500 octets.
+      if (d.orcpt_type.size() + 1 + wire::xtext_encoded_size(d.orcpt) > pao.max_orcpt)
+        return errc::param_value_invalid;
+      wire::xtext_encode(scratch_, d.orcpt);
+      rp.orcpt = wire::orcpt_param{d.orcpt_type, std::string_view(scratch_)};
+    }
+  }
+  const std::size_t at = scratch_.size();
+  errc e = wire::write_rcpt_params(scratch_, rp, pao);
+  if (e == errc::ok) {
+    if (!raw.empty()) {
+      scratch_.push_back(' ');
+      scratch_.append(raw);
+    }
+    std::string_view params = std::string_view(scratch_).substr(at);
+    if (!params.empty()) params.remove_prefix(1);
+    if (const auto parsed = wire::parse_rcpt_params(params, pao); !parsed) e = parsed.error();
+    rc.params = params;
+  }
+  if (e == errc::ok) e = wire::write_command(out_, rc, wire::command_options{path_opt_});
+  scratch_.clear();
+  return e;
+}
+
+inline bool client::send_next_txn_command() {
   // Without pipelining: one command at a time, each after the last reply.
+  // Returns false when BDAT content began instead (no command in flight).
   if (rcpt_sent_ < env_.recipient_count) {
-    wire::command rc;
-    rc.kind = wire::verb::rcpt;
     const std::size_t i = rcpt_sent_++;
-    rc.path.address = *wire::parse_mailbox(env_.recipients[i], path_opt_);  // checked by send_mail
-    if (env_.rcpt_params != nullptr) rc.params = env_.rcpt_params[i];
-    (void)write(rc);
+    (void)write_rcpt(env_, i);  // checked by send_mail
     pending_.push_back({kind::rcpt, static_cast<std::uint32_t>(i)});
-    return;
+    return true;
+  }
+  if (bdat_) {
+    begin_bdat();
+    return false;
   }
   out_.append("DATA\r\n");
   pending_.push_back({kind::data, 0});
+  return true;
+}
+
+inline void client::follow_pending() noexcept {
+  // The state is what the oldest command in flight waits for.
+  if (pend_head_ >= pending_.size()) {
+    set_state(ended_ || !bdat_ ? client_state::data_end : client_state::bdat);
+    return;
+  }
+  switch (pending_[pend_head_].k) {
+    case kind::mail:
+      set_state(client_state::mail);
+      break;
+    case kind::rcpt:
+      set_state(client_state::rcpt);
+      break;
+    case kind::data:
+      set_state(client_state::data);
+      break;
+    case kind::bdat:
+      set_state(ended_ ? client_state::data_end : client_state::bdat);
+      break;
+    case kind::data_end:
+    case kind::discard_end:
+      set_state(client_state::data_end);
+      break;
+    case kind::rset:
+      set_state(client_state::rset);
+      break;
+    case kind::command:
+      set_state(client_state::command);
+      break;
+  }
+}
+
+inline void client::begin_bdat() {
+  pending_.clear();
+  pend_head_ = 0;
+  chunk_at_ = no_chunk;
+  ended_ = blocked_ = end_pending_ = cr_pending_ = ends_lf_ = false;
+  content_octets_ = 0;
+  set_state(client_state::bdat);
+  push_event(client_events::send_content{});
+}
+
+inline bool client::may_seal(bool last) {
+  if (pend_head_ != 0) {
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(pend_head_));
+    pend_head_ = 0;
+  }
+  // RFC 3030 §2: without PIPELINING each chunk waits for the last reply.
+  if (!pipelined_ && !pending_.empty()) return false;
+  // The queue never grows past its reserved size: keep room for the LAST
+  // chunk's replies (one per accepted recipient in LMTP) and for an RSET.
+  const std::size_t end_replies = cfg_.lmtp ? accepted_ : 1;
+  const std::size_t need = (last ? end_replies : 1 + end_replies) + 1;
+  return pending_.size() + need <= pending_.capacity();
+}
+
+inline void client::seal(bool last) {
+  const std::size_t payload = out_.size() - chunk_at_ - chunk_gap;
+  const wire::bdat_command c = wire::make_bdat_command(payload, last);
+  const std::size_t skip = chunk_gap - c.size;
+  std::copy(c.text, c.text + c.size, out_.begin() + static_cast<std::ptrdiff_t>(chunk_at_ + skip));
+  out_.erase(chunk_at_, skip);
+  chunk_at_ = no_chunk;
+  if (!last) {
+    pending_.push_back({kind::bdat, 0});
+  } else if (cfg_.lmtp) {
+    for (std::uint32_t i : accepted_index_)
+      pending_.push_back({kind::data_end, i});
+  } else {
+    pending_.push_back({kind::data_end, 0});
+  }
+}
+
+inline result<std::size_t> client::send_chunks(std::string_view in) noexcept {
+  const bool binary = env_.body == wire::body_type::binary_mime;
+  std::size_t taken = 0;
+  while (!in.empty()) {
+    if (chunk_at_ == no_chunk) {
+      if (out_free() < chunk_gap + 16) break;
+      chunk_at_ = out_.size();
+      out_.append(chunk_gap, ' ');
+    }
+    // Normalising can double every octet; 8 octets stay free for the end.
+    const std::size_t room = out_free();
+    const std::size_t cap = room > 8 ? (binary ? room - 8 : (room - 8) / 2) : 0;
+    const std::size_t n = cap < in.size() ? cap : in.size();
+    if (n != 0) {
+      const std::string_view part = in.substr(0, n);
+      if (env_.body == wire::body_type::seven_bit && has_8bit(part)) {
+        fail(errc::data_8bit_not_declared);
+        return errc::data_8bit_not_declared;
+      }
+      if (!binary && std::memchr(part.data(), '\0', part.size()) != nullptr) {
+        fail(errc::data_nul);
+        return errc::data_nul;
+      }
+      if (binary) {
+        out_.append(part.data(), part.size());
+      } else {
+        append_normalised(part);
+      }
+      content_octets_ += n;
+      in.remove_prefix(n);
+      taken += n;
+    }
+    if (in.empty()) break;
+    // The output buffer is full: the open chunk goes out as it is.
+    if (out_.size() - chunk_at_ > chunk_gap && may_seal(false)) {
+      seal(false);
+    } else {
+      blocked_ = true;
+    }
+    break;
+  }
+  return taken;
+}
+
+inline bool client::has_8bit(std::string_view s) noexcept {
+  std::size_t i = 0;
+  std::uint64_t acc = 0;
+  for (; s.size() - i >= 8; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    acc |= w;
+  }
+  for (; i < s.size(); ++i)
+    acc |= static_cast<unsigned char>(s[i]);
+  return (acc & 0x8080808080808080u) != 0;
+}
+
+inline void client::append_normalised(std::string_view part) {
+  // Line ends as wire::data_encoder writes them: bare CR and bare LF become
+  // CRLF. No dot stuffing: BDAT frames by size (RFC 3030 §2). The next CR
+  // and LF are searched with memchr and remembered, so that runs of CRLF
+  // lines cost two memchr calls per line and bare line ends no rescans.
+  const char* const base = part.data();
+  const std::size_t n = part.size();
+  std::size_t i = 0;
+  if (cr_pending_) {
+    cr_pending_ = false;
+    out_.push_back('\n');
+    if (base[0] == '\n') i = 1;
+  }
+  auto find = [&](char c, std::size_t from) {
+    const void* p = std::memchr(base + from, c, n - from);
+    return p == nullptr ? n : static_cast<std::size_t>(static_cast<const char*>(p) - base);
+  };
+  std::size_t cr = find('\r', i), lf = find('\n', i);
+  while (i < n) {
+    if (cr < i) cr = find('\r', i);
+    if (lf < i) lf = find('\n', i);
+    const std::size_t e = cr < lf ? cr : lf;
+    out_.append(base + i, e - i);
+    if (e == n) break;
+    if (e == lf) {
+      out_.append("\r\n");  // a bare LF
+      i = e + 1;
+    } else if (e + 1 == n) {
+      out_.push_back('\r');  // its LF, if any, comes in the next part
+      cr_pending_ = true;
+      i = n;
+    } else {
+      out_.append("\r\n");
+      i = e + 1 + (lf == e + 1 ? 1 : 0);
+    }
+  }
+  ends_lf_ = base[n - 1] == '\n';
+}
+
+inline errc client::end_chunks() noexcept {
+  const bool binary = env_.body == wire::body_type::binary_mime;
+  if (chunk_at_ == no_chunk) {
+    if (out_free() < chunk_gap + 8) return errc::api_bad_state;
+    chunk_at_ = out_.size();
+    out_.append(chunk_gap, ' ');
+  } else if (out_free() < 8) {
+    return errc::api_bad_state;
+  }
+  // As wire::data_encoder: a message that does not end with CRLF gets one;
+  // an empty one stays empty. Binary content goes as it is.
+  if (!binary) {
+    if (cr_pending_)
+      out_.push_back('\n');
+    else if (content_octets_ != 0 && !ends_lf_)
+      out_.append("\r\n");
+    cr_pending_ = false;
+  }
+  ended_ = true;
+  blocked_ = false;
+  if (may_seal(true))
+    seal(true);
+  else
+    end_pending_ = true;
+  follow_pending();
+  return errc::ok;
 }
 
 inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
@@ -1475,30 +1935,7 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
   }
   const pending p = pending_[pend_head_++];
   const bool ok = o == reply_outcome::accepted;
-  // The state is what the oldest command in flight waits for.
-  auto next_state = [&]() {
-    switch (pending_[pend_head_].k) {
-      case kind::mail:
-        set_state(client_state::mail);
-        break;
-      case kind::rcpt:
-        set_state(client_state::rcpt);
-        break;
-      case kind::data:
-        set_state(client_state::data);
-        break;
-      case kind::data_end:
-      case kind::discard_end:
-        set_state(client_state::data_end);
-        break;
-      case kind::rset:
-        set_state(client_state::rset);
-        break;
-      case kind::command:
-        set_state(client_state::command);
-        break;
-    }
-  };
+  auto next_state = [&]() { follow_pending(); };
   auto send_rset = [&]() {
     out_.append("RSET\r\n");
     pending_.push_back({kind::rset, 0});
@@ -1516,7 +1953,7 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
           return;
         }
       } else if (!pipelined_) {
-        send_next_txn_command();
+        if (!send_next_txn_command()) return;
       }
       next_state();
       return;
@@ -1535,12 +1972,46 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
       if (!pipelined_) {
         if (rejected_)
           send_rset();  // MAIL was accepted: a transaction is open, end it
-        else
-          send_next_txn_command();
+        else if (!send_next_txn_command())
+          return;
+      } else if (bdat_ && pend_head_ == pending_.size()) {
+        // The last reply of a pipelined MAIL/RCPT flight: the content, if
+        // any recipient was accepted, starts only now.
+        if (!rejected_) {
+          begin_bdat();
+          return;
+        }
+        if (!mail_ok_) {
+          pending_.clear();
+          pend_head_ = 0;
+          become_ready();
+          return;
+        }
+        send_rset();
       }
       next_state();
       return;
     }
+    case kind::bdat:
+      if (!rejected_) {
+        if (!ok) {
+          // RFC 3030 §2: after a refused chunk the transaction has failed
+          // and no further BDAT may be sent; RSET ends it.
+          rejected_ = true;
+          ended_ = true;
+          blocked_ = end_pending_ = false;
+          drop_chunk();
+          push_event(client_events::message_rejected{rejection_stage::content, r});
+          send_rset();
+        } else if (chunk_at_ != no_chunk && (blocked_ || end_pending_) && may_seal(end_pending_)) {
+          // The chunk the application filled while this reply was due.
+          blocked_ = false;
+          seal(end_pending_);
+          end_pending_ = false;
+        }
+      }
+      next_state();
+      return;
     case kind::data:
       if (ok) {
         if (!rejected_) {
@@ -1576,6 +2047,11 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
       become_ready();
       return;
     case kind::data_end:
+      if (rejected_) {
+        // The LAST chunk of a message whose earlier chunk was refused.
+        next_state();
+        return;
+      }
       if (cfg_.lmtp) {
         if (ok) ++delivered_;
         push_event(client_events::delivery{p.index, env_.recipients[p.index], ok, r});
@@ -1625,6 +2101,7 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
 }
 
 inline result<std::size_t> client::send_content(std::string_view chunk) noexcept {
+  if (state_ == client_state::bdat && !ended_) return send_chunks(chunk);
   if (state_ != client_state::content) return errc::api_bad_state;
   const std::size_t space = out_free();
   // Worst case every octet doubles (a dot or a bare LF); keep room for the
@@ -1656,6 +2133,7 @@ inline result<std::size_t> client::send_content(std::string_view chunk) noexcept
 }
 
 inline errc client::end_content() noexcept {
+  if (state_ == client_state::bdat && !ended_) return end_chunks();
   if (state_ != client_state::content) return errc::api_bad_state;
   if (out_free() < 16) return errc::api_bad_state;
   for (;;) {

@@ -1161,14 +1161,17 @@ TEST_CASE("AUTH SCRAM-SHA-256 against a server that forges or skips server-final
     CHECK(!d.c.authenticated());
   }
   {
-    // The engine reports the 235; only server_verified() tells the truth.
+    // A 235 without server-final: the mechanism's finish() refuses it, the
+    // client fails the session and never reports success.
     forging_server sm(st, true);
     so::scram_sha256_client cm("alice", "pw");
     dialogue d(cm, sm, 6);
     d.run();
-    CHECK(d.client_outcome == 1);
+    CHECK(d.client_outcome == 0);
+    CHECK(d.client_error);
+    CHECK(d.c.error() == errc::sasl_auth_failed);
+    CHECK(!d.c.authenticated());
     CHECK(!cm.server_verified());
-    CHECK(cm.error() == errc::ok);
   }
 }
 

@@ -48,11 +48,10 @@
 //   name (stable across sessions when the application sets
 //   scram_server_options::mock_key) and fails the proof (RFC 5802 §9).
 // - The server-final message ("v=…") goes out as a 334 challenge and the
-//   exchange ends on the client's empty answer (RFC 4954 §4). The client
-//   engine reports 235 without asking the mechanism: after a successful
-//   auth_result the application checks scram_sha256_client::
-//   server_verified() — false means the server skipped "v=" and was never
-//   authenticated.
+//   exchange ends on the client's empty answer (RFC 4954 §4). On the 235 the
+//   client engine asks the mechanism's finish(): a server that skipped "v="
+//   was never authenticated, and the session fails with sasl_auth_failed
+//   instead of reporting success.
 #ifndef SMTPWIRE_OPENSSL_SASL_HPP
 #define SMTPWIRE_OPENSSL_SASL_HPP
 
@@ -553,9 +552,13 @@ class scram_sha256_client final : public sasl_client_mechanism {
   }
 
   /// True once the server proved knowledge of the credentials (its "v="
-  /// matched). Check it after a successful auth_result: a server that
-  /// answers 235 without server-final was never authenticated.
+  /// matched).
   bool server_verified() const noexcept { return step_ == step::done; }
+  /// On the server's 235: sasl_auth_failed unless the server proved itself
+  /// (a 235 straight after client-final is not mutual authentication).
+  errc finish() noexcept override {
+    return server_verified() ? errc::ok : errc::sasl_auth_failed;
+  }
   /// The error that ended the exchange on this side, errc::ok if none.
   errc error() const noexcept { return error_; }
 
