@@ -556,9 +556,7 @@ class scram_sha256_client final : public sasl_client_mechanism {
   bool server_verified() const noexcept { return step_ == step::done; }
   /// On the server's 235: sasl_auth_failed unless the server proved itself
   /// (a 235 straight after client-final is not mutual authentication).
-  errc finish() noexcept override {
-    return server_verified() ? errc::ok : errc::sasl_auth_failed;
-  }
+  errc finish() noexcept override { return server_verified() ? errc::ok : errc::sasl_auth_failed; }
   /// The error that ended the exchange on this side, errc::ok if none.
   errc error() const noexcept { return error_; }
 
