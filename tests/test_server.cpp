@@ -993,6 +993,50 @@ TEST_CASE("a TLS handshake that never finishes times out without a plaintext rep
   CHECK(std::get<closed_event>(ev).reason == close_reason::timeout);
 }
 
+TEST_CASE("shutdown(): 421 4.3.2 mid-DATA, silent close in a handshake, once only",
+          "[server][shutdown]") {
+  {
+    server s(plain_config());
+    REQUIRE(std::holds_alternative<connect_event>(s.next_event()));
+    REQUIRE(s.accept() == errc::ok);
+    REQUIRE(s.receive("EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@mx.example>\r\n"
+                      "DATA\r\nSubject: half\r\n") > 0);
+    bool content_started = false;
+    for (;;) {
+      const server_event ev = s.next_event();
+      if (std::holds_alternative<std::monostate>(ev)) break;
+      if (std::holds_alternative<content_event>(ev)) content_started = true;
+      if (s.pending_decision() != server_decision::none) REQUIRE(s.accept() == errc::ok);
+    }
+    REQUIRE(content_started);
+    const std::string before(s.output());
+    REQUIRE(s.shutdown() == errc::ok);
+    const std::string after(s.output());
+    CHECK(after.substr(before.size()) == "421 4.3.2 mx.example Service shutting down\r\n");
+    CHECK(s.closed());
+    const server_event ev = s.next_event();
+    REQUIRE(std::holds_alternative<closed_event>(ev));
+    CHECK(std::get<closed_event>(ev).reason == close_reason::shutdown);
+    CHECK(s.shutdown() == errc::api_bad_state);
+  }
+  {
+    server_config cfg = plain_config();
+    cfg.tls_available = true;
+    server s(cfg);
+    REQUIRE(std::holds_alternative<connect_event>(s.next_event()));
+    REQUIRE(s.accept() == errc::ok);
+    REQUIRE(s.receive("EHLO c.example\r\nSTARTTLS\r\n") > 0);
+    REQUIRE(std::holds_alternative<hello_event>(s.next_event()));
+    REQUIRE(s.accept() == errc::ok);
+    REQUIRE(std::holds_alternative<starttls_event>(s.next_event()));
+    drain_output(s);
+    // Nothing in clear once the handshake has begun.
+    REQUIRE(s.shutdown() == errc::ok);
+    CHECK(s.output().empty());
+    CHECK(s.closed());
+  }
+}
+
 TEST_CASE("add_sasl_mechanism: names, duplicates, capacity, timing", "[server][auth]") {
   server_config cfg = plain_config();
   cfg.extensions.auth.add(wire::sasl::mechanism::plain);

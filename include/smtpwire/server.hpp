@@ -404,6 +404,7 @@ enum class close_reason : std::uint8_t {
   unframeable,        ///< a BDAT chunk size that cannot be framed (552, then close)
   tls_failed,         ///< the caller reported a failed TLS handshake
   early_content,      ///< content before the 354 under policy.reject_early_content (554)
+  shutdown,           ///< the application called shutdown() (421 4.3.2)
 };
 
 /// A stable name for `r`.
@@ -425,6 +426,8 @@ constexpr std::string_view to_string(close_reason r) noexcept {
       return "unframeable";
     case close_reason::tls_failed:
       return "tls_failed";
+    case close_reason::shutdown:
+      return "shutdown";
     case close_reason::early_content:
       return "early_content";
   }
@@ -714,6 +717,13 @@ class server {
   errc tls_established(const tls_info& info) noexcept;
   /// The handshake failed: the session closes without a reply.
   errc tls_failed() noexcept;
+
+  /// The service is going down (RFC 5321 §3.8): queues "421 4.3.2 <host>
+  /// Service shutting down" and closes the session (close_reason::shutdown);
+  /// a message in progress is not accepted and a pending decision is
+  /// dropped. While a STARTTLS handshake runs nothing may go out in clear,
+  /// so the session just closes. api_bad_state when already closed.
+  errc shutdown() noexcept;
   /// True once a handshake has completed.
   bool tls_active() const noexcept { return tls_; }
 
@@ -1082,6 +1092,17 @@ inline void server::fatal(close_reason r, int code, std::string_view enh,
                           std::string_view text) noexcept {
   reply(code, enh, text);
   close(r);
+}
+
+inline errc server::shutdown() noexcept {
+  if (state_ == server_state::closed) return errc::api_bad_state;
+  if (state_ == server_state::tls_pending) {
+    close(close_reason::shutdown);
+    return errc::ok;
+  }
+  scratch_.assign(cfg_.host_name).append(" Service shutting down");
+  fatal(close_reason::shutdown, 421, "4.3.2", scratch_);
+  return errc::ok;
 }
 
 inline void server::reset_transaction() noexcept {

@@ -1,0 +1,700 @@
+// smtpwire::posix — a non-blocking server loop: one thread drives many
+// sessions (smtpwire::server, or anything with its network-side shape such
+// as the OpenSSL glue's tls_session<server>) over epoll (Linux) or poll()
+// (elsewhere; or chosen with the Poller template argument, or
+// SMTPWIRE_POSIX_USE_POLL for the default).
+//
+// Per accepted connection the application's factory makes a Session; each
+// event the session produces goes to the application's handler together
+// with the connection (its id, peer address, Session and a per-connection
+// Context the application owns). The handler decides (accept(), reject(),
+// temp_fail() on the engine) before it returns: a decision still pending
+// afterwards is answered with temp_fail() (4yz) so that no session stalls
+// (LMTP: the handler makes one data_end decision per accepted recipient).
+//
+// Bounds. Each session has one deadline: the engine's (RFC 5321 §4.5.3.2,
+// from deadline()/check_time()), or, while its output is not drained,
+// options.write_timeout since the last write progress; a min-heap of
+// deadlines sets the poll timeout. Back-pressure: a session is not read
+// while the bytes it has not taken fill its read buffer or its unsent
+// output exceeds options.output_high_water (the server engine itself stops
+// parsing commands beyond limits.output_backlog), so a client that
+// pipelines without reading is held by TCP flow control, not buffered.
+// Accepting pauses at options.max_sessions (and for 100 ms when the process
+// runs out of descriptors).
+//
+// Shutdown. stop() (safe from another thread and from a signal handler: an
+// atomic flag and a write to a self-pipe) closes the listening sockets and
+// lets open sessions finish until options.grace has passed; then each
+// remaining session's engine is told server::shutdown() (421 4.3.2, RFC 5321
+// §3.8), what the socket takes of that reply without blocking is sent, and
+// the connection is closed.
+//
+// One loop per core: run one server_loop per thread, each listening with
+// listen_options::reuse_port on the same address; the kernel spreads the
+// connections.
+#ifndef SMTPWIRE_POSIX_SERVER_LOOP_HPP
+#define SMTPWIRE_POSIX_SERVER_LOOP_HPP
+
+#include <smtpwire/posix/address.hpp>
+#include <smtpwire/posix/error.hpp>
+#include <smtpwire/posix/socket.hpp>
+
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace smtpwire::posix {
+
+/// Sizes and bounds of a server_loop.
+struct server_loop_options {
+  /// Open sessions; accepting pauses at this number.
+  std::size_t max_sessions = 10000;  ///< default 10000; no RFC value
+  /// Octets read from a session's socket at a time; one buffer of this size
+  /// per session, allocated when it is accepted.
+  std::size_t read_buffer = 4096;  ///< default 4 KiB; no RFC value
+  /// Unsent output above which a session is not read.
+  std::size_t output_high_water = 65536;  ///< default 64 KiB; no RFC value
+  /// A session whose pending output makes no progress for this long is
+  /// closed (the engine has no deadline while its output is backed up).
+  std::chrono::milliseconds write_timeout{300000};  ///< default 5 min (RFC 5321 §4.5.3.2.7's value)
+  /// After stop(): how long open sessions may go on.
+  std::chrono::milliseconds grace{30000};  ///< default 30 s; no RFC value
+  /// Readiness events taken per wait.
+  std::size_t events_per_wait = 256;  ///< default 256
+};
+
+/// Why the loop closed a connection.
+enum class close_cause : std::uint8_t {
+  engine_closed,  ///< the session was over (QUIT, 421, …) and its output written
+  peer_closed,    ///< the peer closed (or reset) before the session was over
+  io_error,       ///< a socket error (the error_code says which)
+  write_timeout,  ///< the output made no progress for options.write_timeout
+  shutdown,       ///< stop() and the grace period passed
+};
+
+/// "engine_closed", "peer_closed", "io_error", "write_timeout" or "shutdown".
+constexpr std::string_view to_string(close_cause c) noexcept {
+  switch (c) {
+    case close_cause::engine_closed:
+      return "engine_closed";
+    case close_cause::peer_closed:
+      return "peer_closed";
+    case close_cause::io_error:
+      return "io_error";
+    case close_cause::write_timeout:
+      return "write_timeout";
+    case close_cause::shutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+/// A snapshot of a loop's counters (safe to take from any thread).
+struct server_counters {
+  std::uint64_t accepted = 0;  ///< sessions created (factory returned one)
+  std::uint64_t open = 0;      ///< sessions open now
+  std::uint64_t closed = 0;    ///< sessions closed (accepted == open + closed)
+  std::uint64_t refused = 0;   ///< connections the factory refused (closed at once)
+};
+
+/// One readiness report of a poller.
+struct ready_event {
+  std::uint64_t key = 0;  ///< the key the descriptor was registered with
+  bool in = false;        ///< readable (or end of stream)
+  bool out = false;       ///< writable
+  bool hup = false;       ///< hung up
+  bool err = false;       ///< error pending (SO_ERROR)
+};
+
+// A Poller: open(); add/modify(fd, key, in, out); remove(fd);
+// wait(out, max, timeout_ms) -> false with errno on failure. Level-triggered.
+
+#ifdef __linux__
+/// Level-triggered epoll (Linux): O(ready) per wait.
+class epoll_poller {
+ public:
+  /// Creates the epoll instance.
+  std::error_code open() {
+    fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    return fd_ ? std::error_code() : detail::last_error();
+  }
+  /// Registers `fd` under `key`, interested in reading and/or writing.
+  std::error_code add(int fd, std::uint64_t key, bool in, bool out) {
+    return ctl(EPOLL_CTL_ADD, fd, key, in, out);
+  }
+  /// Changes the interest of a registered `fd`.
+  std::error_code modify(int fd, std::uint64_t key, bool in, bool out) {
+    return ctl(EPOLL_CTL_MOD, fd, key, in, out);
+  }
+  /// Forgets `fd`.
+  void remove(int fd) { (void)::epoll_ctl(fd_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+  /// Waits at most `timeout_ms`; fills `out` with up to `max` reports;
+  /// false with errno set on failure.
+  bool wait(std::vector<ready_event>& out, std::size_t max, int timeout_ms) {
+    evs_.resize(max);
+    out.clear();
+    const int n = ::epoll_wait(fd_.get(), evs_.data(), static_cast<int>(max), timeout_ms);
+    if (n < 0) return false;
+    for (int i = 0; i < n; ++i) {
+      const epoll_event& e = evs_[static_cast<std::size_t>(i)];
+      out.push_back(ready_event{e.data.u64, (e.events & EPOLLIN) != 0, (e.events & EPOLLOUT) != 0,
+                                (e.events & (EPOLLHUP | EPOLLRDHUP)) != 0,
+                                (e.events & EPOLLERR) != 0});
+    }
+    return true;
+  }
+
+ private:
+  std::error_code ctl(int op, int fd, std::uint64_t key, bool in, bool out) {
+    epoll_event e{};
+    e.events = (in ? EPOLLIN : 0u) | (out ? EPOLLOUT : 0u);
+    e.data.u64 = key;
+    return ::epoll_ctl(fd_.get(), op, fd, &e) == 0 ? std::error_code() : detail::last_error();
+  }
+  unique_fd fd_;
+  std::vector<epoll_event> evs_;
+};
+#endif
+
+/// poll() (portable): one pollfd per descriptor, O(descriptors) per wait.
+class poll_poller {
+ public:
+  /// Nothing to create.
+  std::error_code open() { return {}; }
+  /// Registers `fd` under `key`, interested in reading and/or writing.
+  std::error_code add(int fd, std::uint64_t key, bool in, bool out) {
+    index_[fd] = fds_.size();
+    fds_.push_back(pollfd{fd, mask(in, out), 0});
+    keys_.push_back(key);
+    return {};
+  }
+  /// Changes the interest of a registered `fd`.
+  std::error_code modify(int fd, std::uint64_t key, bool in, bool out) {
+    const auto it = index_.find(fd);
+    if (it == index_.end()) return system_error(ENOENT);  // not registered
+    fds_[it->second].events = mask(in, out);
+    keys_[it->second] = key;
+    return {};
+  }
+  /// Forgets `fd`.
+  void remove(int fd) {
+    const auto it = index_.find(fd);
+    if (it == index_.end()) return;
+    const std::size_t i = it->second, last = fds_.size() - 1;
+    index_.erase(it);
+    if (i != last) {
+      fds_[i] = fds_[last];
+      keys_[i] = keys_[last];
+      index_[fds_[i].fd] = i;
+    }
+    fds_.pop_back();
+    keys_.pop_back();
+  }
+  /// Waits at most `timeout_ms`; fills `out` with up to `max` reports.
+  bool wait(std::vector<ready_event>& out, std::size_t max, int timeout_ms) {
+    out.clear();
+    const int n = ::poll(fds_.data(), static_cast<nfds_t>(fds_.size()), timeout_ms);
+    if (n < 0) return false;
+    // Start where the last wait stopped so that a long list is served fairly.
+    const std::size_t count = fds_.size();
+    for (std::size_t k = 0; k < count && out.size() < max; ++k) {
+      const std::size_t i = (start_ + k) % count;
+      const short r = fds_[i].revents;
+      if (r == 0) continue;
+      out.push_back(ready_event{keys_[i], (r & POLLIN) != 0, (r & POLLOUT) != 0, (r & POLLHUP) != 0,
+                                (r & (POLLERR | POLLNVAL)) != 0});
+    }
+    start_ = count == 0 ? 0 : (start_ + 1) % count;
+    return true;
+  }
+
+ private:
+  static short mask(bool in, bool out) {
+    return static_cast<short>((in ? POLLIN : 0) | (out ? POLLOUT : 0));
+  }
+  std::vector<pollfd> fds_;
+  std::vector<std::uint64_t> keys_;
+  std::unordered_map<int, std::size_t> index_;
+  std::size_t start_ = 0;
+};
+
+#if defined(__linux__) && !defined(SMTPWIRE_POSIX_USE_POLL)
+using default_poller = epoll_poller;  ///< epoll on Linux
+#else
+using default_poller = poll_poller;  ///< poll() elsewhere
+#endif
+
+/// The server loop. `Session` has the network-side shape described in
+/// socket.hpp; `Context` is per-connection application state (default
+/// constructed when the connection is accepted); `Poller` is epoll_poller
+/// or poll_poller (default_poller). Every member function runs
+/// on the loop's thread, except stop() and counters(), which are safe from
+/// any thread (stop() also from a signal handler).
+template <class Session, class Context = std::monostate, class Poller = default_poller>
+class server_loop {
+ public:
+  using clock = std::chrono::steady_clock;
+  /// What Session::next_event() returns (a variant with std::monostate).
+  using event_type = std::decay_t<decltype(std::declval<Session&>().next_event())>;
+
+  /// One accepted connection, as the handlers see it.
+  class connection {
+   public:
+    /// A number unique within this loop (never 0).
+    std::uint64_t id() const noexcept { return id_; }
+    /// The client's address.
+    const socket_address& peer() const noexcept { return peer_; }
+    /// The session; decide on it (smtpwire::server) or on session().engine() (TLS glue).
+    Session& session() noexcept { return *session_; }
+    /// The application's state for this connection.
+    Context& context() noexcept { return context_; }
+    /// The socket (for getsockopt and logs; the loop owns it).
+    int fd() const noexcept { return fd_.get(); }
+
+   private:
+    friend class server_loop;
+    connection(std::uint64_t id, unique_fd fd, const socket_address& peer,
+               std::unique_ptr<Session> s, std::size_t read_buffer)
+        : id_(id), fd_(std::move(fd)), peer_(peer), session_(std::move(s)), in_(read_buffer) {}
+
+    std::uint64_t id_;
+    unique_fd fd_;
+    socket_address peer_;
+    std::unique_ptr<Session> session_;
+    Context context_{};
+    detail::input_buffer in_;
+    bool eof_ = false;
+    bool want_in_ = true;
+    bool want_out_ = false;
+    clock::time_point deadline_ = clock::time_point::max();
+    clock::time_point last_write_{};
+  };
+
+  /// Makes the Session for a new connection from `peer`; nullptr refuses it
+  /// (the socket is closed at once).
+  using factory_fn = std::function<std::unique_ptr<Session>(const socket_address& peer)>;
+  /// Receives every event of a session; decide here (see the header comment).
+  using event_fn = std::function<void(connection&, event_type&)>;
+  /// Told when a connection closes, before its Session is destroyed; the
+  /// error_code is set for io_error.
+  using close_fn = std::function<void(connection&, close_cause, std::error_code)>;
+
+  /// A loop with its poller and wake-up pipe; check error() before use.
+  server_loop(factory_fn factory, event_fn on_event, const server_loop_options& o = {})
+      : factory_(std::move(factory)), on_event_(std::move(on_event)), opt_(o) {
+    if (opt_.max_sessions == 0) opt_.max_sessions = 1;
+    if (opt_.events_per_wait == 0) opt_.events_per_wait = 1;
+    error_ = poller_.open();
+    int p[2];
+    if (!error_ && ::pipe(p) != 0) error_ = detail::last_error();
+    if (!error_) {
+      wake_read_.reset(p[0]);
+      wake_write_.reset(p[1]);
+      if (!error_) error_ = detail::make_nonblocking(p[0]);
+      if (!error_) error_ = detail::make_nonblocking(p[1]);
+      if (!error_) error_ = poller_.add(p[0], wake_key, true, false);
+    }
+  }
+  server_loop(const server_loop&) = delete;
+  server_loop& operator=(const server_loop&) = delete;
+
+  /// Why the constructor failed (empty when the loop is usable).
+  std::error_code error() const noexcept { return error_; }
+
+  /// Sets the close notification (optional).
+  void on_close(close_fn f) { on_close_ = std::move(f); }
+
+  /// Listens on `host`:`port` (see listen_tcp; port "0" lets the kernel
+  /// pick) and stores the bound address in `*bound` when given. Call before
+  /// run() or from the loop's handlers.
+  std::error_code listen(const std::string& host, const std::string& port,
+                         const listen_options& lo = {}, socket_address* bound = nullptr) {
+    listen_result r = listen_tcp(host, port, lo);
+    if (r.error) return r.error;
+    if (bound != nullptr) *bound = r.bound;
+    return adopt_listener(std::move(r.fd));
+  }
+
+  /// Serves an already listening socket (made non-blocking here).
+  std::error_code adopt_listener(unique_fd fd) {
+    if (error_) return error_;
+    if (auto e = detail::make_nonblocking(fd.get())) return e;
+    const std::uint64_t key = listeners_.size() + 1;
+    if (auto e = poller_.add(fd.get(), key, !accept_paused_, false)) return e;
+    listeners_.push_back(std::move(fd));
+    return {};
+  }
+
+  /// Runs until stop() and then until every session is closed (or the
+  /// grace period ends). Returns the error that stopped it (empty after a
+  /// stop()).
+  std::error_code run() {
+    if (error_) return error_;
+    std::vector<ready_event> ready;
+    ready.reserve(opt_.events_per_wait);
+    for (;;) {
+      clock::time_point now = clock::now();
+      if (stop_requested_.load(std::memory_order_acquire) && !stopping_) begin_stop(now);
+      if (stopping_) {
+        if (conns_.empty()) return {};
+        if (now >= grace_until_) {
+          close_all(close_cause::shutdown);
+          return {};
+        }
+      }
+      if (accept_paused_ && !stopping_ && conns_.size() < opt_.max_sessions &&
+          now >= accept_resume_at_)
+        set_accepting(true);
+      expire(now);
+      clock::time_point until = clock::time_point::max();
+      if (!timers_.empty()) until = timers_.front().at;
+      if (stopping_) until = std::min(until, grace_until_);
+      if (accept_paused_ && accept_resume_at_ > now) until = std::min(until, accept_resume_at_);
+      if (!poller_.wait(ready, opt_.events_per_wait, detail::wait_ms(now, until))) {
+        if (errno == EINTR) continue;
+        return detail::last_error();
+      }
+      now = clock::now();
+      for (const ready_event& ev : ready) {
+        if (ev.key == wake_key) {
+          char buf[64];
+          while (::read(wake_read_.get(), buf, sizeof buf) > 0) {
+          }
+        } else if (ev.key < first_session_id) {
+          if (!stopping_) accept_from(static_cast<std::size_t>(ev.key - 1), now);
+        } else {
+          const auto it = conns_.find(ev.key);
+          if (it != conns_.end()) on_io(*it->second, ev, now);
+        }
+      }
+    }
+  }
+
+  /// Asks run() to stop: no more accepting, sessions get options.grace to
+  /// finish. Thread-safe and async-signal-safe.
+  void stop() noexcept {
+    stop_requested_.store(true, std::memory_order_release);
+    const int saved = errno;
+    const char b = 1;
+    const auto w = ::write(wake_write_.get(), &b, 1);  // a full pipe is already a wake-up
+    (void)w;
+    errno = saved;
+  }
+
+  /// The counters now (thread-safe).
+  server_counters counters() const noexcept {
+    server_counters c;
+    c.accepted = accepted_.load(std::memory_order_relaxed);
+    c.open = open_.load(std::memory_order_relaxed);
+    c.closed = closed_.load(std::memory_order_relaxed);
+    c.refused = refused_.load(std::memory_order_relaxed);
+    return c;
+  }
+
+  /// The options in force.
+  const server_loop_options& options() const noexcept { return opt_; }
+
+ private:
+  static constexpr std::uint64_t wake_key = 0;
+  static constexpr std::uint64_t first_session_id = std::uint64_t(1) << 32;  // below: listeners
+
+  struct timer {
+    clock::time_point at;
+    std::uint64_t id;
+  };
+  static bool later(const timer& a, const timer& b) noexcept { return a.at > b.at; }
+
+  void set_accepting(bool on) {
+    accept_paused_ = !on;
+    for (std::size_t i = 0; i < listeners_.size(); ++i)
+      if (listeners_[i]) (void)poller_.modify(listeners_[i].get(), i + 1, on, false);
+  }
+
+  void begin_stop(clock::time_point now) {
+    stopping_ = true;
+    grace_until_ = now + opt_.grace;
+    for (unique_fd& l : listeners_) {
+      if (!l) continue;
+      poller_.remove(l.get());
+      l.reset();
+    }
+  }
+
+  void accept_from(std::size_t li, clock::time_point now) {
+    if (li >= listeners_.size() || !listeners_[li]) return;
+    // A bounded batch per wake-up keeps established sessions served.
+    for (int batch = 0; batch < 64; ++batch) {
+      if (conns_.size() >= opt_.max_sessions) {
+        set_accepting(false);
+        accept_resume_at_ = now;
+        return;
+      }
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+#ifdef __linux__
+      const int fd = ::accept4(listeners_[li].get(), reinterpret_cast<sockaddr*>(&ss), &len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+      const int fd = ::accept(listeners_[li].get(), reinterpret_cast<sockaddr*>(&ss), &len);
+#endif
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of descriptors: the listener stays readable, so stop polling it a while.
+          set_accepting(false);
+          accept_resume_at_ = now + std::chrono::milliseconds(100);
+        }
+        return;
+      }
+      unique_fd cfd(fd);
+#ifndef __linux__
+      if (detail::make_nonblocking(fd)) continue;
+#endif
+      detail::no_sigpipe(fd);
+      detail::no_delay(fd);
+      const socket_address peer = socket_address::from(reinterpret_cast<sockaddr*>(&ss), len);
+      std::unique_ptr<Session> s = factory_ ? factory_(peer) : nullptr;
+      if (!s) {
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      const std::uint64_t id = next_id_++;
+      if (poller_.add(fd, id, true, false)) {
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      std::unique_ptr<connection> c(
+          new connection(id, std::move(cfd), peer, std::move(s), opt_.read_buffer));
+      c->last_write_ = now;
+      connection& ref = *c;
+      conns_.emplace(id, std::move(c));
+      accepted_.fetch_add(1, std::memory_order_relaxed);
+      open_.fetch_add(1, std::memory_order_relaxed);
+      service(ref, now);
+    }
+  }
+
+  void on_io(connection& c, const ready_event& ev, clock::time_point now) {
+    if (ev.err) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      (void)::getsockopt(c.fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      close_conn(c, err == 0 ? close_cause::peer_closed : close_cause::io_error,
+                 err == 0 ? std::error_code() : system_error(err));
+      return;
+    }
+    if ((ev.in || ev.hup) && c.want_in_) {
+      const detail::recv_result rr = detail::recv_some(c.fd_.get(), c.in_.tail(), c.in_.prepare());
+      if (rr.error) {
+        const bool reset = rr.error == std::errc::connection_reset;
+        close_conn(c, reset ? close_cause::peer_closed : close_cause::io_error, rr.error);
+        return;
+      }
+      c.in_.commit(rr.n);
+      if (rr.eof) {
+        c.eof_ = true;
+        if constexpr (detail::has_transport_eof<Session>::value) c.session_->transport_eof();
+      }
+    } else if (ev.hup && !ev.out) {
+      // Hung up while not being read (back-pressure or after EOF): nobody
+      // will read our output either.
+      close_conn(c, close_cause::peer_closed, {});
+      return;
+    }
+    service(c, now);
+  }
+
+  template <class E>
+  static void settle(E& e) {
+    if constexpr (detail::has_decisions<E>::value) {
+      while (e.awaiting_decision())
+        if (e.temp_fail() != smtpwire::errc::ok) break;
+    }
+  }
+
+  /// Moves bytes and events until nothing progresses, then re-arms the
+  /// poller interest and the deadline. False when the connection closed.
+  bool service(connection& c, clock::time_point now) {
+    Session& s = *c.session_;
+    auto& e = detail::engine_of(s);
+    e.check_time(now);
+    const bool had_output = !s.output().empty();
+    for (;;) {
+      bool progress = false;
+      if (!c.in_.empty()) {
+        const std::size_t n = s.receive(c.in_.view());
+        c.in_.consume(std::min(n, c.in_.size()));
+        progress = n != 0;
+      }
+      for (;;) {
+        auto ev = s.next_event();
+        if (std::holds_alternative<std::monostate>(ev)) break;
+        progress = true;
+        if (on_event_) on_event_(c, ev);
+        settle(e);
+      }
+      if (!s.output().empty()) {
+        const long n = detail::send_some(c.fd_.get(), s.output());
+        if (n < 0) {
+          const std::error_code err = detail::last_error();
+          const bool gone = err == std::errc::broken_pipe || err == std::errc::connection_reset;
+          close_conn(c, gone ? close_cause::peer_closed : close_cause::io_error, err);
+          return false;
+        }
+        if (n > 0) {
+          s.consume_output(static_cast<std::size_t>(n));
+          c.last_write_ = now;
+          progress = true;
+        }
+      }
+      if (!progress) break;
+    }
+    e.check_time(now);  // arms the clock of the wait that began
+    const bool over = engine_over(e);
+    const bool out_empty = s.output().empty();
+    if (!had_output && !out_empty) c.last_write_ = now;
+    if (over && out_empty) {
+      close_conn(c, close_cause::engine_closed, {});
+      return false;
+    }
+    if (!out_empty && now - c.last_write_ >= opt_.write_timeout) {
+      close_conn(c, close_cause::write_timeout, {});
+      return false;
+    }
+    if (c.eof_ && !over && out_empty) {
+      close_conn(c, close_cause::peer_closed, {});
+      return false;
+    }
+    const bool want_in =
+        !c.eof_ && !over && c.in_.prepare() != 0 && s.output().size() <= opt_.output_high_water;
+    const bool want_out = !out_empty;
+    if (want_in != c.want_in_ || want_out != c.want_out_) {
+      if (auto err = poller_.modify(c.fd_.get(), c.id_, want_in, want_out)) {
+        close_conn(c, close_cause::io_error, err);
+        return false;
+      }
+      c.want_in_ = want_in;
+      c.want_out_ = want_out;
+    }
+    clock::time_point d = clock::time_point::max();
+    if (!over)
+      if (const auto ed = detail::deadline_value(e.deadline())) d = *ed;
+    if (!out_empty) d = std::min(d, c.last_write_ + opt_.write_timeout);
+    if (d != c.deadline_) {
+      c.deadline_ = d;
+      if (d != clock::time_point::max()) push_timer(d, c.id_);
+    }
+    return true;
+  }
+
+  void push_timer(clock::time_point at, std::uint64_t id) {
+    timers_.push_back(timer{at, id});
+    std::push_heap(timers_.begin(), timers_.end(), later);
+    if (timers_.size() > 2 * conns_.size() + 64) {
+      // Drop superseded entries so the heap stays O(sessions).
+      timers_.erase(std::remove_if(timers_.begin(), timers_.end(),
+                                   [&](const timer& t) {
+                                     const auto it = conns_.find(t.id);
+                                     return it == conns_.end() || it->second->deadline_ != t.at;
+                                   }),
+                    timers_.end());
+      std::make_heap(timers_.begin(), timers_.end(), later);
+    }
+  }
+
+  void expire(clock::time_point now) {
+    // At most the entries present now: a session re-armed at `now` waits a turn.
+    for (std::size_t budget = timers_.size(); budget != 0 && !timers_.empty(); --budget) {
+      const timer t = timers_.front();
+      if (t.at > now) return;
+      std::pop_heap(timers_.begin(), timers_.end(), later);
+      timers_.pop_back();
+      const auto it = conns_.find(t.id);
+      if (it == conns_.end() || it->second->deadline_ != t.at) continue;
+      it->second->deadline_ = clock::time_point::max();
+      service(*it->second, now);
+    }
+  }
+
+  void close_conn(connection& c, close_cause why, std::error_code err) {
+    if (on_close_) on_close_(c, why, err);
+    poller_.remove(c.fd_.get());
+    const std::uint64_t id = c.id_;
+    conns_.erase(id);  // destroys the Session and closes the socket
+    open_.fetch_sub(1, std::memory_order_relaxed);
+    closed_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void close_all(close_cause why) {
+    std::vector<std::uint64_t> ids;
+    ids.reserve(conns_.size());
+    for (const auto& kv : conns_)
+      ids.push_back(kv.first);
+    for (std::uint64_t id : ids) {
+      const auto it = conns_.find(id);
+      if (it == conns_.end()) continue;
+      connection& c = *it->second;
+      if (why == close_cause::shutdown) say_goodbye(c);
+      close_conn(c, why, {});
+    }
+  }
+
+  // The 421 of a server engine's shutdown(), as far as the socket takes it
+  // now: the loop is ending and waits for nobody.
+  void say_goodbye(connection& c) {
+    Session& s = *c.session_;
+    auto& e = detail::engine_of(s);
+    if constexpr (detail::has_shutdown<std::remove_reference_t<decltype(e)>>::value) {
+      if (e.shutdown() != errc::ok) return;
+      while (!std::holds_alternative<std::monostate>(s.next_event())) {
+      }
+      std::string_view out = s.output();
+      while (!out.empty()) {
+        const long n = detail::send_some(c.fd_.get(), out);
+        if (n <= 0) break;
+        s.consume_output(static_cast<std::size_t>(n));
+        out = s.output();
+      }
+    }
+  }
+
+  factory_fn factory_;
+  event_fn on_event_;
+  close_fn on_close_;
+  server_loop_options opt_;
+  std::error_code error_;
+  Poller poller_;
+  unique_fd wake_read_, wake_write_;
+  std::vector<unique_fd> listeners_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<connection>> conns_;
+  std::vector<timer> timers_;
+  std::uint64_t next_id_ = first_session_id;
+  bool stopping_ = false;
+  bool accept_paused_ = false;
+  clock::time_point accept_resume_at_{};
+  clock::time_point grace_until_{};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<std::uint64_t> accepted_{0}, open_{0}, closed_{0}, refused_{0};
+};
+
+}  // namespace smtpwire::posix
+
+#endif  // SMTPWIRE_POSIX_SERVER_LOOP_HPP
