@@ -1338,6 +1338,35 @@ TEST_CASE("client BDAT keeps the BODY rules", "[engine][client]") {
 // tls_failed
 // ---------------------------------------------------------------------------
 
+TEST_CASE("a TLS handshake that never finishes times out, nothing in clear", "[engine][client]") {
+  using namespace std::chrono;
+  const client::time_point t0{hours(1)};
+  auto c = reach(client_state::tls_handshake);
+  drain_all(*c);
+  CHECK_FALSE(c->deadline());  // the clock starts with the first check_time()
+  c->check_time(t0);
+  REQUIRE(c->deadline());
+  CHECK(*c->deadline() == t0 + minutes(1));
+  c->check_time(t0 + seconds(59));
+  CHECK(c->state() == client_state::tls_handshake);
+  c->check_time(t0 + minutes(1));
+  CHECK(c->state() == client_state::failed);
+  CHECK(c->error() == errc::timeout);
+  CHECK(events_of(*c) == std::vector<std::string>{"error timeout"});
+  CHECK(c->output().empty());
+
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::implicit;
+  cfg.timeouts.tls_handshake = seconds(5);
+  client imp{cfg};
+  imp.check_time(t0);
+  REQUIRE(imp.deadline());
+  CHECK(*imp.deadline() == t0 + seconds(5));
+  imp.check_time(t0 + seconds(5));
+  CHECK(imp.error() == errc::timeout);
+  CHECK(imp.output().empty());
+}
+
 TEST_CASE("client tls_failed ends the session without a byte in clear", "[engine][client]") {
   auto c = reach(client_state::tls_handshake);
   drain_all(*c);

@@ -147,6 +147,10 @@ struct client_timeouts {
   /// Every other reply (EHLO, STARTTLS, AUTH, RSET, QUIT, …); RFC 5321 sets
   /// none, 5 min follows the MAIL and RCPT values.
   std::chrono::seconds other{300};  ///< default 5 min; no RFC minimum
+  /// The TLS handshake the adapter runs after the 220 to STARTTLS (or at the
+  /// start of an implicit-TLS session); on expiry the session fails with
+  /// errc::timeout and nothing is sent in clear.
+  std::chrono::seconds tls_handshake{60};  ///< default 1 min; no RFC value
 };
 
 /// Configuration of a client engine; copied by the constructor (local_name
@@ -1049,6 +1053,8 @@ inline std::chrono::seconds client::timeout_of(client_state s) const noexcept {
     case client_state::data_end:
     case client_state::bdat:
       return cfg_.timeouts.data_term;
+    case client_state::tls_handshake:
+      return cfg_.timeouts.tls_handshake;
     default:
       return cfg_.timeouts.other;
   }
@@ -1058,7 +1064,6 @@ inline std::optional<client::time_point> client::deadline() const noexcept {
   switch (state_) {
     case client_state::ready:
     case client_state::content:
-    case client_state::tls_handshake:
     case client_state::closed:
     case client_state::failed:
       return std::nullopt;
@@ -1077,7 +1082,6 @@ inline void client::check_time(time_point now) noexcept {
   switch (state_) {
     case client_state::ready:
     case client_state::content:
-    case client_state::tls_handshake:
     case client_state::closed:
     case client_state::failed:
       return;
