@@ -2112,12 +2112,9 @@ inline result<std::size_t> client::send_content(std::string_view chunk) noexcept
   // terminator that end_content() writes.
   const std::size_t take_max = space > 16 ? (space - 16) / 2 : 0;
   std::string_view in = chunk.substr(0, chunk.size() < take_max ? chunk.size() : take_max);
-  if (env_.body == wire::body_type::seven_bit) {
-    for (char ch : in)
-      if (static_cast<unsigned char>(ch) >= 0x80) {
-        fail(errc::data_8bit_not_declared);
-        return errc::data_8bit_not_declared;
-      }
+  if (env_.body == wire::body_type::seven_bit && has_8bit(in)) {
+    fail(errc::data_8bit_not_declared);
+    return errc::data_8bit_not_declared;
   }
   std::size_t taken = 0;
   while (!in.empty()) {
