@@ -881,6 +881,7 @@ TEST_CASE("real clients' recorded bytes get the same reply codes as from the rea
           "[server][transcripts]") {
   const std::string dir = SMTPWIRE_VECTOR_DIR;
   const char* const files[] = {"/transcripts/smtplib-to-smtp-sink.txt",
+                               "/transcripts/curl-to-smtp-sink.txt",
                                "/transcripts/swaks-pipelining-to-smtp-sink.txt",
                                "/../../examples/data/swaks-to-aiosmtpd.txt",
                                "/../../examples/data/swaks-to-postfix-smtp-sink.txt"};
