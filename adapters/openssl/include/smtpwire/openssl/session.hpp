@@ -169,7 +169,9 @@ struct engine_traits<smtpwire::server> {
 };
 
 /// An engine joined to a TLS channel. Engine is smtpwire::client or
-/// smtpwire::server. Not thread-safe; one per connection; not copyable or
+/// smtpwire::server, or a type derived from one that has an engine_traits
+/// specialisation (e.g. deriving from engine_traits<smtpwire::client>).
+/// Not thread-safe; one per connection; not copyable or
 /// movable (the engines are not).
 template <class Engine>
 class tls_session {
@@ -190,7 +192,7 @@ class tls_session {
   /// from the start: closed(), tls_error() == tls_errc::api_bad_state.
   tls_session(const config_type& cfg, channel ch)
       : engine_(cfg), ch_(std::move(ch)), stage_(new char[plaintext_buffer]) {
-    if (ch_.is_client() != std::is_same_v<Engine, smtpwire::client>) {
+    if (ch_.is_client() != std::is_base_of_v<smtpwire::client, Engine>) {
       tls_error_ = make_error_code(tls_errc::api_bad_state);
       phase_ = phase::broken;
       return;
@@ -369,7 +371,7 @@ class tls_session {
     owed_ = offered_end_ - consumed_;
     plain_left_ = engine_.output().size();
     phase_ = phase::handshake;
-    if constexpr (std::is_same_v<Engine, smtpwire::server>) {
+    if constexpr (std::is_base_of_v<smtpwire::server, Engine>) {
       traits::add_discarded(ev, owed_);
       if (auto* s = std::get_if<starttls_event>(&ev)) discarded_ += s->discarded;
     } else {
