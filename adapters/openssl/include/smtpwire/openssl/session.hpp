@@ -63,7 +63,8 @@
 // closed() says when the driver can close the socket.
 //
 // Memory. One plaintext buffer of one TLS record (2^14 octets, RFC 8446
-// §5.1) is allocated by the constructor. While the engine cannot take more
+// §5.1) is allocated when TLS first carries data (never for a session that
+// stays in clear). While the engine cannot take more
 // plaintext, receive() takes no ciphertext (returns what it took, possibly
 // 0): the driver offers the rest after pulling events, as with the engines.
 // The engine's output is encrypted while less than one record of ciphertext
@@ -190,8 +191,7 @@ class tls_session {
   /// Under implicit TLS the handshake starts now (a client's first flight
   /// is in output()). A channel of the wrong side leaves the session over
   /// from the start: closed(), tls_error() == tls_errc::api_bad_state.
-  tls_session(const config_type& cfg, channel ch)
-      : engine_(cfg), ch_(std::move(ch)), stage_(new char[plaintext_buffer]) {
+  tls_session(const config_type& cfg, channel ch) : engine_(cfg), ch_(std::move(ch)) {
     if (ch_.is_client() != std::is_base_of_v<smtpwire::client, Engine>) {
       tls_error_ = make_error_code(tls_errc::api_bad_state);
       phase_ = phase::broken;
@@ -436,6 +436,9 @@ class tls_session {
     for (;;) {
       if (stage_pos_ == stage_end_) {
         if (peer_closed_ || hard_error() || !fresh_) break;
+        // Allocated when TLS first carries data: a session that never
+        // starts TLS (most of a server's idle ones) does not pay for it.
+        if (!stage_) stage_.reset(new char[plaintext_buffer]);
         auto r = ch_.read(stage_.get(), plaintext_buffer);
         if (!r) {
           if (r.error() == make_error_code(tls_errc::closed) || ch_.peer_closed()) {
