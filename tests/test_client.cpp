@@ -1549,3 +1549,71 @@ TEST_CASE("client BDAT waits with the data_term timeout only while a reply is du
   CHECK(c->state() == client_state::failed);
   CHECK(events_of(*c) == std::vector<std::string>{"error timeout"});
 }
+
+// smtpwire-send (tools/smtpwire-send.cpp: --tls none, --helo client.localhost,
+// pipelining on; once with --chunking) recorded against a private Postfix
+// smtpd through scripts/record-transcript. Fed Postfix's recorded reads, a
+// client configured as the tool was must write exactly what the tool wrote,
+// in the recorded chunking and in every other one.
+TEST_CASE("client replays smtpwire-send's transcripts against Postfix's smtpd",
+          "[engine][client][transcripts]") {
+  // The message file the tool sent, byte for byte (CRLF line ends).
+  const std::string message =
+      "From: Alice <alice@example.org>\r\nTo: Bob <bob@example.org>\r\nSubject: transcript "
+      "through Postfix\r\nDate: Sun, 29 Nov 2026 09:30:00 +0000\r\nMessage-ID: "
+      "<postfix-transcript-1@example.org>\r\n\r\nfirst line\r\n.a line starting with a "
+      "dot\r\nlast line\r\n";
+  struct recording {
+    const char* file;
+    bool chunking;
+    std::vector<std::string> to;
+  };
+  const recording recordings[] = {
+      {"smtpwire-send-to-postfix-smtpd.txt", false, {"bob@example.org", "carol@example.org"}},
+      {"smtpwire-send-to-postfix-smtpd-bdat.txt", true, {"bob@example.org"}},
+  };
+  for (const recording& r : recordings) {
+    INFO(r.file);
+    std::ifstream in(std::string(SMTPWIRE_VECTOR_DIR) + "/transcripts/" + r.file);
+    REQUIRE(in);
+    std::vector<std::string> server_chunks;
+    std::string server, client_bytes, line;
+    while (std::getline(in, line)) {
+      if (line.rfind("S: ", 0) == 0) {
+        server_chunks.push_back(smtpwire::test::decode_escapes(line.substr(3)));
+        server += server_chunks.back();
+      }
+      if (line.rfind("C: ", 0) == 0) client_bytes += smtpwire::test::decode_escapes(line.substr(3));
+    }
+    REQUIRE(server_chunks.size() >= 5);
+    dialogue d;
+    d.s.cfg.tls = tls_policy::none;
+    d.s.local_name = "client.localhost";
+    d.s.cfg.local_name = d.s.local_name;
+    d.s.cfg.pipelining = true;
+    d.s.cfg.prefer_bdat = r.chunking;
+    d.s.to = r.to;
+    d.s.content = message;
+    d.s.size = message.size();  // the tool's SIZE= value: octets with CRLF line ends
+    d.plain_size = server.size();
+    const std::string recorded =
+        d(std::vector<std::string_view>(server_chunks.begin(), server_chunks.end()));
+    CHECK(recorded.find("client: " + escaped(client_bytes) + "\n") != std::string::npos);
+    CHECK(recorded.find("greeting 220\n") == 0);
+    CHECK(recorded.find("CHUNKING") != std::string::npos);
+    for (std::size_t i = 0; i < r.to.size(); ++i)
+      CHECK(recorded.find("rcpt " + std::to_string(i) + ' ' + r.to[i] + " accepted 250\n") !=
+            std::string::npos);
+    CHECK(recorded.find("accepted " + std::to_string(r.to.size()) + " 250\n") != std::string::npos);
+    CHECK(recorded.find("closed 221\nstate closed\n") != std::string::npos);
+    CHECK(recorded.find("error") == std::string::npos);
+    CHECK(recorded.find("rejected") == std::string::npos);
+    CHECK(recorded.find("api ") == std::string::npos);
+    CHECK(recorded.find("send_content\n") != std::string::npos);
+    // The recording is the kind it claims: BDAT with --chunking, else DATA.
+    CHECK((client_bytes.find("\r\nBDAT 238 LAST\r\n") != std::string::npos) == r.chunking);
+    CHECK((client_bytes.find("\r\nDATA\r\n") != std::string::npos) == !r.chunking);
+    const std::string ground = smtpwire::test::grind(server, d, {16, 8, 1});
+    CHECK(ground == recorded);
+  }
+}

@@ -883,6 +883,7 @@ TEST_CASE("real clients' recorded bytes get the same reply codes as from the rea
   const char* const files[] = {"/transcripts/smtplib-to-smtp-sink.txt",
                                "/transcripts/curl-to-smtp-sink.txt",
                                "/transcripts/swaks-pipelining-to-smtp-sink.txt",
+                               "/transcripts/postfix-smtp-to-smtp-sink.txt",
                                "/../../examples/data/swaks-to-aiosmtpd.txt",
                                "/../../examples/data/swaks-to-postfix-smtp-sink.txt"};
   for (const char* f : files) {
@@ -892,6 +893,7 @@ TEST_CASE("real clients' recorded bytes get the same reply codes as from the rea
     server_config cfg;
     cfg.host_name = "mx.example";
     cfg.extensions.smtputf8 = true;
+    cfg.extensions.dsn = true;  // smtp-sink offers DSN: Postfix's smtp client sends ORCPT=
     const std::vector<std::string_view> recorded(t.client_chunks.begin(), t.client_chunks.end());
     const auto log = run_server(cfg, recorded, {});
     CHECK(reply_codes(log.output) == reply_codes(t.server_bytes));
