@@ -115,9 +115,34 @@ enum class errc : int {
   timeout,                       ///< the server did not answer within the configured time
   tls_handshake_failed,          ///< the TLS adapter reported a failed handshake
   dsn_not_offered,               ///< DSN parameters (RFC 3461) asked for, server offers no DSN
+
+  // -- PROXY protocol header (wire/proxy.hpp) --
+  proxy_missing = 800,      ///< required header absent: the stream starts with no PROXY signature
+  proxy_version_refused,    ///< a v1 or v2 header while proxy_options does not accept that version
+  proxy_v1_syntax,          ///< v1 line outside "PROXY TCP4|TCP6|UNKNOWN ..." (single spaces, CRLF)
+  proxy_v1_too_long,        ///< no CRLF within 107 octets
+  proxy_address_invalid,    ///< v1 address or port malformed (leading zero, range, family mismatch)
+  proxy_v2_header_invalid,  ///< v2 version not 2, command not LOCAL/PROXY, or unknown family
+  proxy_v2_too_long,        ///< v2 length above the address block + proxy_options::max_tlv_length
+  proxy_v2_length_invalid,  ///< v2 length shorter than its family's address block
+  proxy_tlv_invalid,        ///< a TLV (or SSL sub-TLV) overruns its block, repeats, or bad length
+  proxy_crc32c_mismatch,    ///< the CRC32C TLV does not match the header
+  proxy_truncated,          ///< the stream ended inside a header
   // -- API misuse by the application (not the peer) --
   api_bad_state = 900,  ///< a call that the current state does not allow
   api_value_invalid,    ///< a value the application passed is invalid
+
+  // -- MTA-STS (mta_sts.hpp) and TLSRPT (tlsrpt.hpp) --
+  mta_sts_record_invalid = 1000,  ///< TXT record outside RFC 8461 §3.1 (version, id, field syntax)
+  mta_sts_policy_too_large,       ///< policy body above policy_options::max_size
+  mta_sts_policy_syntax,          ///< a policy line not "name: value", or a control octet in it
+  mta_sts_version_invalid,        ///< first policy field not "version: STSv1"
+  mta_sts_field_duplicate,        ///< version, mode or max_age given twice
+  mta_sts_field_missing,          ///< mode or max_age absent, or no mx while mode is not none
+  mta_sts_mode_invalid,           ///< mode not enforce, testing or none
+  mta_sts_max_age_invalid,        ///< max_age not 1*10DIGIT within 0..31557600
+  mta_sts_mx_invalid,             ///< mx not a domain or "*." domain
+  tlsrpt_value_invalid = 1050,    ///< writer: a report field empty, out of range or not UTF-8
 };
 
 /// The reply a server sends for a protocol error: basic code, enhanced status
@@ -280,8 +305,40 @@ constexpr reply_template reply_for(errc e) noexcept {
       // Client engine errors: the server's misbehaviour or the client's
       // policy; no server reply applies.
       break;
+    // PROXY headers come from the load balancer, before the greeting: a bad
+    // one is a fault on the server's side of the path, so 421 (retry later),
+    // never a permanent 5xx that would bounce the client's mail.
+    case errc::proxy_missing:
+      return {421, "4.3.0", "PROXY protocol header required"};
+    case errc::proxy_version_refused:
+      return {421, "4.3.0", "PROXY protocol version not accepted"};
+    case errc::proxy_v1_syntax:
+    case errc::proxy_v1_too_long:
+    case errc::proxy_address_invalid:
+      return {421, "4.3.0", "Invalid PROXY protocol v1 header"};
+    case errc::proxy_v2_header_invalid:
+    case errc::proxy_v2_too_long:
+    case errc::proxy_v2_length_invalid:
+    case errc::proxy_tlv_invalid:
+      return {421, "4.3.0", "Invalid PROXY protocol v2 header"};
+    case errc::proxy_crc32c_mismatch:
+      return {421, "4.3.0", "PROXY protocol v2 header checksum mismatch"};
+    case errc::proxy_truncated:
+      return {421, "4.3.0", "Truncated PROXY protocol header"};
     case errc::api_bad_state:
     case errc::api_value_invalid:
+      break;
+    case errc::mta_sts_record_invalid:
+    case errc::mta_sts_policy_too_large:
+    case errc::mta_sts_policy_syntax:
+    case errc::mta_sts_version_invalid:
+    case errc::mta_sts_field_duplicate:
+    case errc::mta_sts_field_missing:
+    case errc::mta_sts_mode_invalid:
+    case errc::mta_sts_max_age_invalid:
+    case errc::mta_sts_mx_invalid:
+    case errc::tlsrpt_value_invalid:
+      // Read from DNS and HTTPS or written by the sender: no SMTP peer sees them.
       break;
   }
   return {451, "4.3.0", "Local error in processing"};
@@ -373,8 +430,29 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(timeout)
     SMTPWIRE_ERRC_NAME(tls_handshake_failed)
     SMTPWIRE_ERRC_NAME(dsn_not_offered)
+    SMTPWIRE_ERRC_NAME(proxy_missing)
+    SMTPWIRE_ERRC_NAME(proxy_version_refused)
+    SMTPWIRE_ERRC_NAME(proxy_v1_syntax)
+    SMTPWIRE_ERRC_NAME(proxy_v1_too_long)
+    SMTPWIRE_ERRC_NAME(proxy_address_invalid)
+    SMTPWIRE_ERRC_NAME(proxy_v2_header_invalid)
+    SMTPWIRE_ERRC_NAME(proxy_v2_too_long)
+    SMTPWIRE_ERRC_NAME(proxy_v2_length_invalid)
+    SMTPWIRE_ERRC_NAME(proxy_tlv_invalid)
+    SMTPWIRE_ERRC_NAME(proxy_crc32c_mismatch)
+    SMTPWIRE_ERRC_NAME(proxy_truncated)
     SMTPWIRE_ERRC_NAME(api_bad_state)
     SMTPWIRE_ERRC_NAME(api_value_invalid)
+    SMTPWIRE_ERRC_NAME(mta_sts_record_invalid)
+    SMTPWIRE_ERRC_NAME(mta_sts_policy_too_large)
+    SMTPWIRE_ERRC_NAME(mta_sts_policy_syntax)
+    SMTPWIRE_ERRC_NAME(mta_sts_version_invalid)
+    SMTPWIRE_ERRC_NAME(mta_sts_field_duplicate)
+    SMTPWIRE_ERRC_NAME(mta_sts_field_missing)
+    SMTPWIRE_ERRC_NAME(mta_sts_mode_invalid)
+    SMTPWIRE_ERRC_NAME(mta_sts_max_age_invalid)
+    SMTPWIRE_ERRC_NAME(mta_sts_mx_invalid)
+    SMTPWIRE_ERRC_NAME(tlsrpt_value_invalid)
 #undef SMTPWIRE_ERRC_NAME
   }
   return "unknown";
