@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "openssl/support/pipe.hpp"
 #include "openssl/support/pki.hpp"
 
 using smtpwire::openssl::channel;
@@ -82,40 +83,9 @@ channel server_of(server_context& ctx) {
 }
 
 // Moves ciphertext between two channels in random chunks, as sockets would.
-struct wire_pipe {
-  std::mt19937 rng;
-  std::size_t max_chunk;
-  explicit wire_pipe(std::uint32_t seed, std::size_t max = 4096) : rng(seed), max_chunk(max) {}
-
-  // One random chunk from `from` to `to`; true when an octet moved.
-  bool move(channel& from, channel& to) {
-    const std::string_view out = from.ciphertext_out();
-    if (out.empty()) return false;
-    const std::size_t want = std::uniform_int_distribution<std::size_t>(1, max_chunk)(rng);
-    const std::size_t k = std::min(out.size(), want);
-    const std::size_t taken = to.receive_ciphertext(out.substr(0, k));
-    from.consume_ciphertext(taken);
-    return taken != 0;
-  }
-};
-
-struct outcome {
-  handshake_status client;
-  handshake_status server;
-};
-
-// Runs both handshakes until no octet moves any more.
-outcome run_handshake(channel& c, channel& s, wire_pipe& p) {
-  outcome o{c.handshake(), s.handshake()};
-  for (int guard = 0; guard < 100000; ++guard) {
-    bool moved = p.move(c, s);
-    o.server = s.handshake();
-    moved = p.move(s, c) || moved;
-    o.client = c.handshake();
-    if (!moved && c.ciphertext_out().empty() && s.ciphertext_out().empty()) break;
-  }
-  return o;
-}
+using smtpwire_test::wire_pipe;
+using outcome = smtpwire_test::handshake_outcome;
+using smtpwire_test::run_handshake;
 
 // Reads everything `to` can decrypt now into `sink`; returns the last
 // read()'s error (empty when it only ran out of data).

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <utility>
 
+#include "openssl/support/pipe.hpp"
 #include "openssl/support/pki.hpp"
 
 using smtpwire::openssl::channel;
@@ -52,31 +53,13 @@ client_tls_options client_opts(tls_version max = tls_version::tls1_3) {
 }
 
 // Moves ciphertext between two channels in seeded random chunks.
-struct chunk_pipe {
-  std::mt19937 rng;
-  explicit chunk_pipe(std::uint32_t seed) : rng(seed) {}
-  bool move(channel& from, channel& to) {
-    const std::string_view out = from.ciphertext_out();
-    if (out.empty()) return false;
-    const std::size_t k =
-        std::min(out.size(), std::uniform_int_distribution<std::size_t>(1, 3000)(rng));
-    const std::size_t taken = to.receive_ciphertext(out.substr(0, k));
-    from.consume_ciphertext(taken);
-    return taken != 0;
-  }
+// The pipe's chunks are 1..3000 octets here.
+struct chunk_pipe : smtpwire_test::wire_pipe {
+  explicit chunk_pipe(std::uint32_t seed) : wire_pipe(seed, 3000) {}
 };
 
 bool run_handshake(channel& c, channel& s, chunk_pipe& p) {
-  c.handshake();
-  s.handshake();
-  for (int guard = 0; guard < 100000; ++guard) {
-    bool moved = p.move(c, s);
-    s.handshake();
-    moved = p.move(s, c) || moved;
-    c.handshake();
-    if (!moved) break;
-  }
-  return c.established() && s.established();
+  return smtpwire_test::run_handshake(c, s, p).established();
 }
 
 // Sends `text` from `a` to `b` and returns what `b` read.
