@@ -18,6 +18,7 @@
 #define SMTPWIRE_POSIX_SOCKET_HPP
 
 #include <smtpwire/client.hpp>
+#include <smtpwire/detail/driver.hpp>
 #include <smtpwire/posix/error.hpp>
 #include <smtpwire/server.hpp>
 
@@ -239,60 +240,13 @@ class input_buffer {
   std::size_t begin_ = 0, end_ = 0;
 };
 
-template <class S, class = void>
-struct has_engine : std::false_type {};
-template <class S>
-struct has_engine<S, std::void_t<decltype(std::declval<S&>().engine())>> : std::true_type {};
-
-template <class S, class = void>
-struct has_transport_eof : std::false_type {};
-template <class S>
-struct has_transport_eof<S, std::void_t<decltype(std::declval<S&>().transport_eof())>>
-    : std::true_type {};
-
-template <class E, class = void>
-struct has_shutdown : std::false_type {};
-template <class E>
-struct has_shutdown<E, std::void_t<decltype(std::declval<E&>().shutdown())>> : std::true_type {};
-
-template <class E, class = void>
-struct has_decisions : std::false_type {};
-template <class E>
-struct has_decisions<E, std::void_t<decltype(std::declval<E&>().awaiting_decision()),
-                                    decltype(std::declval<E&>().temp_fail())>> : std::true_type {};
-
-/// The engine behind a Session: Session::engine() when it has one, else the
-/// Session itself.
-template <class S>
-decltype(auto) engine_of(S& s) noexcept {
-  if constexpr (has_engine<S>::value)
-    return s.engine();
-  else
-    return (s);
-}
-
-/// server::deadline() says "no deadline" with time_point::max(),
-/// client::deadline() with std::nullopt: one spelling for both.
-inline std::optional<std::chrono::steady_clock::time_point> deadline_value(
-    std::chrono::steady_clock::time_point t) noexcept {
-  if (t == std::chrono::steady_clock::time_point::max()) return std::nullopt;
-  return t;
-}
-inline std::optional<std::chrono::steady_clock::time_point> deadline_value(
-    std::optional<std::chrono::steady_clock::time_point> t) noexcept {
-  return t;
-}
-
-/// Calls `f(s, ev)`; a handler returning bool stops the driver with false.
-template <class F, class S, class Ev>
-bool invoke_handler(F& f, S& s, Ev& ev) {
-  if constexpr (std::is_same_v<decltype(f(s, ev)), bool>)
-    return f(s, ev);
-  else {
-    f(s, ev);
-    return true;
-  }
-}
+// The session traits every driver shares (smtpwire/detail/driver.hpp).
+using smtpwire::detail::deadline_value;
+using smtpwire::detail::engine_of;
+using smtpwire::detail::has_decisions;
+using smtpwire::detail::has_shutdown;
+using smtpwire::detail::has_transport_eof;
+using smtpwire::detail::invoke_handler;
 
 /// Milliseconds from `now` to `until`, rounded up, clamped to [0, 1 h]:
 /// the poll()/epoll_wait() timeout (never -1: every wait is bounded).
@@ -309,13 +263,7 @@ inline int wait_ms(std::chrono::steady_clock::time_point now,
 
 /// True once the engine's session is over: server::closed(), or the client
 /// in state closed or failed. Its output may still hold a last reply or QUIT.
-inline bool engine_over(const smtpwire::server& e) noexcept {
-  return e.closed();
-}
-/// See engine_over(const server&).
-inline bool engine_over(const smtpwire::client& e) noexcept {
-  return e.state() == client_state::closed || e.state() == client_state::failed;
-}
+using smtpwire::detail::engine_over;
 
 }  // namespace smtpwire::posix
 
