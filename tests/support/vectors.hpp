@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #ifndef SMTPWIRE_VECTOR_DIR
@@ -165,6 +166,22 @@ inline std::string vector_case::bytes(const std::string& field) const {
 
 /// Loads every case of `tests/vectors/<name>`; fails the test when the file is
 /// missing or has no case.
+/// The case's `options` block ("key=N key=N ..." over any lines) as
+/// (key, number) pairs in order; none when the case has no options. A token
+/// without '=' fails the test.
+inline std::vector<std::pair<std::string, unsigned long>> numeric_options(const vector_case& vc) {
+  std::vector<std::pair<std::string, unsigned long>> out;
+  if (!vc.has("options")) return out;
+  std::istringstream in(vc.text("options"));
+  std::string tok;
+  while (in >> tok) {
+    const auto eq = tok.find('=');
+    if (eq == std::string::npos) FAIL("bad option " << tok);
+    out.emplace_back(tok.substr(0, eq), std::stoul(tok.substr(eq + 1)));
+  }
+  return out;
+}
+
 inline std::vector<vector_case> load_vectors(const std::string& name) {
   const std::string path = std::string(SMTPWIRE_VECTOR_DIR) + "/" + name;
   std::ifstream in(path);

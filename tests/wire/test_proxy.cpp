@@ -34,14 +34,7 @@ using smtpwire::test::escape;
 
 proxy_options parse_options(const smtpwire::test::vector_case& vc) {
   proxy_options o;
-  if (!vc.has("options")) return o;
-  std::istringstream in(vc.text("options"));
-  std::string tok;
-  while (in >> tok) {
-    const auto eq = tok.find('=');
-    if (eq == std::string::npos) FAIL("bad option " << tok);
-    const std::string key = tok.substr(0, eq);
-    const unsigned long v = std::stoul(tok.substr(eq + 1));
+  for (const auto& [key, v] : smtpwire::test::numeric_options(vc)) {
     if (key == "required")
       o.required = v != 0;
     else if (key == "accept_v1")

@@ -37,14 +37,7 @@ std::string code_text(const enhanced_code& e) {
 
 reply_options parse_options(const smtpwire::test::vector_case& vc) {
   reply_options o;
-  if (!vc.has("options")) return o;
-  std::istringstream in(vc.text("options"));
-  std::string tok;
-  while (in >> tok) {
-    const auto eq = tok.find('=');
-    if (eq == std::string::npos) FAIL("bad option " << tok);
-    const std::string key = tok.substr(0, eq);
-    const unsigned long v = std::stoul(tok.substr(eq + 1));
+  for (const auto& [key, v] : smtpwire::test::numeric_options(vc)) {
     if (key == "max_line_length")
       o.max_line_length = v;
     else if (key == "max_lines")
