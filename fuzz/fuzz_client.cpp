@@ -6,15 +6,23 @@
 // plaintext, the rest arrives after tls_established); byte 2 seeds the
 // chunking, and its bits 7, 6, 5 and 4 ask for BDAT (prefer_bdat),
 // BINARYMIME content, a 40 KB message (several chunks) and DSN parameters
-// (bit 3: dropped when not offered); the rest is the server's byte stream. The application is
+// (bit 3: dropped when not offered, and so are MT-PRIORITY, BY in N mode and
+// RRVS with C); the rest is the server's byte stream. The application is
 // scripted: TLS when asked (the handshake completes exactly at the plaintext
 // boundary, so a start_tls reported later leaves the engine waiting), AUTH,
-// two messages of three recipients, QUIT.
+// two messages of five recipients in three domains (split when the server
+// announces LIMITS), QUIT. XCLIENT and XFORWARD attributes are always
+// configured (sent only when the server lists them); the first message
+// carries BY, MT-PRIORITY and RRVS, the second HOLDFOR when bit 3 is set and
+// the server offers FUTURERELEASE.
 // Invariants (abort on violation): the log of events and the client's bytes
 // are the same whole, one octet at a time and in seeded random chunks; under
 // tls_policy::required nothing but EHLO (LHLO), STARTTLS and QUIT leaves the engine
 // before the handshake; the engine's buffers never grow; no DATA command is
-// sent for a transaction that goes by BDAT.
+// sent for a transaction that goes by BDAT; every recipient of a message gets
+// exactly one recipient event or one not-attempted listing before the
+// message ends; no transaction carries more RCPTs than LIMITS RCPTMAX or more
+// domains than RCPTDOMAINMAX, and the session no more MAILs than MAILMAX.
 #include <smtpwire/client.hpp>
 
 #include <cstdint>
@@ -71,14 +79,44 @@ outcome run(std::uint8_t mode, std::uint8_t extra, std::string_view in, std::siz
   cfg.lmtp = (mode & 128) != 0;
   cfg.reply.max_lines = 64;
   cfg.reply.max_reply_bytes = 4096;
+  cfg.drop_optional_params_when_not_offered = (extra & 0x08) != 0;
+  cfg.xclient.set(wire::xattr::addr, "192.0.2.7");
+  cfg.xclient.set(wire::xattr::name, wire::xvalue_kind::tempunavail);
+  cfg.xclient.set(wire::xattr::helo, "relay.example.org");
+  cfg.xforward.set(wire::xattr::addr, "IPV6:2001:db8::7");
+  cfg.xforward.set(wire::xattr::proto, "ESMTP");
   client c{cfg};
   const std::size_t cap = c.buffer_capacity();
   outcome o;
-  const std::string_view to[] = {"a@example.com", "b@example.com", "c@example.net"};
-  // Like `to`, it must outlive the transaction.
-  const recipient_dsn dsn[] = {{wire::notify_failure, "rfc822", "a+b@example.com"},
-                               {wire::notify_never, "rfc822", ""},
-                               {0, "rfc822", "c=d"}};
+  constexpr std::size_t n_to = 5;
+  const std::string_view to[n_to] = {"a@example.com", "b@example.com", "c@example.net",
+                                     "d@example.COM", "e@example.org"};
+  auto domain_of = [&](std::size_t i) {
+    std::string d(to[i].substr(to[i].find('@') + 1));
+    for (char& ch : d)
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+    return d;
+  };
+  // Like `to`, they must outlive the transaction.
+  const recipient_dsn dsn[n_to] = {{wire::notify_failure, "rfc822", "a+b@example.com"},
+                                   {wire::notify_never, "rfc822", ""},
+                                   {0, "rfc822", "c=d"},
+                                   {0, "rfc822", ""},
+                                   {wire::notify_delay, "rfc822", "e"}};
+  const wire::rrvs_param rrvs[n_to] = {
+      {"2014-04-03T23:01:00Z", 'C'}, {}, {"2020-02-29T12:00:00.25+01:00", 'C'}, {}, {}};
+  // The account of the message in progress (recipient events + listings).
+  int seen[n_to] = {};
+  bool in_message = false;
+  wire::limits_offer limits{};
+  auto message_ends = [&] {
+    if (!in_message) return;
+    in_message = false;
+    for (int& k : seen) {
+      check(k == 1);
+      k = 0;
+    }
+  };
   sasl_plain plain_mech{"alice", "s3cret"};
   sasl_login login_mech{"alice", "s3cret"};
   sasl_xoauth2 xo{"alice@example.org", "ya29.token"};
@@ -133,6 +171,22 @@ outcome run(std::uint8_t mode, std::uint8_t extra, std::string_view in, std::siz
       }
       o.log += std::to_string(e.index());
       if (auto er = std::get_if<client_events::error>(&e)) o.log += to_string(er->code);
+      if (auto rc = std::get_if<client_events::recipient>(&e)) {
+        check(in_message && rc->index < n_to && to[rc->index] == rc->address);
+        ++seen[rc->index];
+      }
+      if (auto na = std::get_if<client_events::recipients_not_attempted>(&e)) {
+        check(in_message && na->count >= 1 && na->count <= n_to);
+        for (std::size_t i = 0; i < na->count; ++i) {
+          check(na->indices[i] < n_to);
+          ++seen[na->indices[i]];
+        }
+        o.log += to_string(na->reason);
+      }
+      if (std::holds_alternative<client_events::ready>(e) ||
+          std::holds_alternative<client_events::closed>(e) ||
+          std::holds_alternative<client_events::error>(e))
+        message_ends();
       o.log += ' ';
       if (std::holds_alternative<client_events::start_tls>(e)) tls_wanted = true;
       if (std::holds_alternative<client_events::send_content>(e)) {
@@ -160,7 +214,14 @@ outcome run(std::uint8_t mode, std::uint8_t extra, std::string_view in, std::siz
           envelope env;
           env.from = "alice@example.org";
           env.recipients = to;
-          env.recipient_count = 3;
+          env.recipient_count = n_to;
+          if (messages == 1) {
+            env.by = wire::deliver_by{60, wire::by_mode::notify, true};
+            env.mt_priority = -2;
+            env.rrvs = rrvs;
+          } else if ((extra & 0x08) && c.capabilities().has(wire::capability::futurerelease)) {
+            env.holdfor = 120;
+          }
           env.size = content.size();
           if (extra & 0x10) {
             env.ret = wire::ret_type::hdrs;
@@ -174,6 +235,10 @@ outcome run(std::uint8_t mode, std::uint8_t extra, std::string_view in, std::siz
             data_allowed = true;
           const errc r = c.send_mail(env);
           o.log += to_string(r);
+          if (r == errc::ok) {
+            in_message = true;
+            if (c.capabilities().has(wire::capability::limits)) limits = c.capabilities().limits;
+          }
           if (r != errc::ok) (void)c.quit();
         } else {
           (void)c.quit();
@@ -210,6 +275,38 @@ outcome run(std::uint8_t mode, std::uint8_t extra, std::string_view in, std::siz
   pump();
   if (cfg.tls == tls_policy::required && !c.tls_active()) check_cleartext(o.sent);
   if (!data_allowed) check(o.sent.find("\r\nDATA\r\n") == std::string::npos);
+  // LIMITS (RFC 9422), from the client's own lines (no content line of this
+  // script starts with MAIL or RCPT).
+  std::size_t mails = 0, rcpts = 0;
+  std::vector<std::string> domains;
+  auto close_txn = [&] {
+    if (limits.rcptmax != 0) check(rcpts <= limits.rcptmax);
+    if (limits.rcptdomainmax != 0) check(domains.size() <= limits.rcptdomainmax);
+  };
+  for (std::size_t at = 0; at < o.sent.size();) {
+    std::size_t eol = o.sent.find("\r\n", at);
+    if (eol == std::string::npos) eol = o.sent.size();
+    const std::string_view line = std::string_view(o.sent).substr(at, eol - at);
+    at = eol + 2;
+    if (line.rfind("MAIL FROM:", 0) == 0) {
+      if (mails++ != 0) close_txn();
+      rcpts = 0;
+      domains.clear();
+    } else if (line.rfind("RCPT TO:<", 0) == 0) {
+      ++rcpts;
+      for (std::size_t i = 0; i < n_to; ++i) {
+        if (line.substr(9, to[i].size()) != to[i]) continue;
+        const std::string d = domain_of(i);
+        bool known = false;
+        for (const auto& x : domains)
+          known = known || x == d;
+        if (!known) domains.push_back(d);
+      }
+    }
+  }
+  if (mails != 0) close_txn();
+  if (limits.mailmax != 0) check(mails <= limits.mailmax);
+  check(mails == c.transactions());
   o.log += to_string(c.state());
   return o;
 }

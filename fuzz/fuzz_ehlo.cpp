@@ -5,7 +5,8 @@
 // line's keyword names it; strict mode fails exactly when the lenient run
 // reports something malformed; a success writes a well-formed reply that
 // parses back to an equal value with clean diagnostics, and writing that
-// again gives the same bytes.
+// again gives the same bytes (FUTURERELEASE without its parameters is
+// refused by the writer and left out first).
 #include <smtpwire/wire/ehlo.hpp>
 
 #include <cstdint>
@@ -104,6 +105,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(wire::write_ehlo(refused, value) == smtpwire::errc::capability_value_invalid);
     check(refused.empty());
     value.domain = "x";
+  }
+  // FUTURERELEASE read without its mandatory parameters (RFC 4865 §3) is
+  // offered but cannot be written back: the writer refuses it.
+  if (value.has(wire::capability::futurerelease) && value.futurerelease_max_datetime.empty()) {
+    std::string refused;
+    check(value.futurerelease_max_interval == 0);
+    check(wire::write_ehlo(refused, value) == smtpwire::errc::capability_value_invalid);
+    check(refused.empty());
+    value.set(wire::capability::futurerelease, false);
   }
   for (int legacy = 0; legacy < 2; ++legacy) {
     wire::ehlo_write_options wo;

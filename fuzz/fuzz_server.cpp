@@ -9,9 +9,14 @@
 //    is taken: plaintext after STARTTLS is never parsed as a command;
 //  - the output backlog stays bounded and so does memory_reserved() (only the
 //    output buffer grows, to its high-water mark).
+//  - XCLIENT and XFORWARD produce no event unless the peer is trusted, and
+//    mail_event::xforwarded is never set without an accepted XFORWARD.
 // With bit 0 of data[4] a plugged-in SASL mechanism (X-FUZZ, below) is
 // offered too; rejected OAUTHBEARER/XOAUTH2 tokens sometimes carry an RFC
-// 7628 §3.2.2 JSON error (server_reply::oauth_error).
+// 7628 §3.2.2 JSON error (server_reply::oauth_error). Bits 1-7 of data[4]
+// turn on the extensions of issue #9: XCLIENT/XFORWARD (trusted or not),
+// LIMITS with MAILMAX and RCPTDOMAINMAX, DELIVERBY, MT-PRIORITY, RRVS and
+// FUTURERELEASE.
 #include <smtpwire/server.hpp>
 #include <smtpwire/wire/reply.hpp>
 
@@ -111,6 +116,21 @@ server_config make_config(const std::uint8_t* d) {
   c.limits.max_message_size = 16 + d[3] * 4u;
   c.limits.max_commands = 200;
   c.limits.max_auth_failures = 1 + d[3] % 3;
+  const std::uint8_t e = d[4];
+  c.extensions.xclient = c.extensions.xforward = e & 6;
+  c.xclient_trusted = e & 2;
+  if (e & 8) {
+    c.extensions.limits = true;
+    c.limits.max_transactions = 1 + d[3] % 4;
+    c.limits.max_recipient_domains = 1 + (d[3] >> 3) % 3;
+  }
+  if (e & 16) c.extensions.deliverby = (d[3] & 32) ? 60 : 0;
+  if (e & 32) c.extensions.mt_priority = mt_priority_profile::mixer;
+  c.extensions.rrvs = e & 64;
+  if (e & 128) {
+    c.extensions.futurerelease_max_interval = 3600;
+    c.extensions.futurerelease_max_datetime = 1796533200;  // 2026-12-06T05:00:00Z
+  }
   return c;
 }
 
@@ -129,6 +149,7 @@ std::string run(const server_config& cfg, bool plug, std::string_view plain, std
   std::size_t after_starttls = 0;
   bool starttls = false;
   bool in_content = false;
+  bool xforward_accepted = false;  // some XFORWARD was accepted in this session
   auto drain = [&] {
     for (int guard = 0; guard < 100000; ++guard) {
       const server_event ev = s.next_event();
@@ -157,6 +178,13 @@ std::string run(const server_config& cfg, bool plug, std::string_view plain, std
                 a->mechanism == wire::sasl::mechanism::xoauth2;
         check(a->verified == (a->mechanism_name == "X-FUZZ"));
         log += "auth:" + std::string(a->mechanism_name) + ":" + std::string(a->authcid) + "|";
+      } else if (std::holds_alternative<xclient_event>(ev) ||
+                 std::holds_alternative<xforward_event>(ev)) {
+        check(cfg.xclient_trusted);
+        log += std::holds_alternative<xclient_event>(ev) ? "xclient|" : "xforward|";
+      } else if (auto* m = std::get_if<mail_event>(&ev)) {
+        check(!m->xforwarded || xforward_accepted);
+        log += m->xforwarded ? "mail:x|" : "mail|";
       } else if (!std::holds_alternative<std::monostate>(ev)) {
         log += "e" + std::to_string(ev.index()) + "|";
       }
@@ -172,7 +200,9 @@ std::string run(const server_config& cfg, bool plug, std::string_view plain, std
           rep.oauth_error = R"({"status":"invalid_token","scope":"mail"})";
           e = s.reject(rep);
         } else {
+          const bool xforward = s.pending_decision() == server_decision::xforward;
           e = r < 5 ? s.accept() : r < 7 ? s.reject() : s.temp_fail();
+          if (xforward && r < 5) xforward_accepted = true;
         }
         check(e == errc::ok);
         continue;

@@ -2,9 +2,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
+#include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -94,7 +100,45 @@ struct script {
   // DSN (RFC 3461): ret "", "full" or "hdrs"; notify and orcpt per recipient.
   std::string ret, envid;
   std::vector<std::string> notify, orcpt;
+  // Issue #9 parameters: BY "time;mode" (e.g. "120;R", "-5;NT"), MT-PRIORITY,
+  // RRVS per recipient ("date-time;C", "-" for none), HOLDFOR, HOLDUNTIL.
+  std::string by, holduntil;
+  std::optional<int> mt_priority;
+  std::optional<std::uint32_t> holdfor;
+  std::vector<std::string> rrvs;
+  // XCLIENT (config) and XFORWARD (envelope) attributes: "NAME=v|ADDR=v|…",
+  // values decoded; "[UNAVAILABLE]" and "[TEMPUNAVAIL]" as the special values.
+  std::string xclient, xforward;
 };
+
+wire::xattributes xattrs_of(const std::string& spec) {
+  wire::xattributes x;
+  for (const std::string& item : split_list(spec, '|')) {
+    const auto eq = item.find('=');
+    REQUIRE(eq != std::string::npos);
+    const wire::xattr a = wire::find_xattr(std::string_view(item).substr(0, eq));
+    REQUIRE(a != wire::xattr::unknown);
+    // Views into `spec`, which the script keeps alive.
+    const std::string_view v =
+        std::string_view(spec).substr(spec.find(item) + eq + 1, item.size() - eq - 1);
+    if (v == "[UNAVAILABLE]")
+      x.set(a, wire::xvalue_kind::unavailable);
+    else if (v == "[TEMPUNAVAIL]")
+      x.set(a, wire::xvalue_kind::tempunavail);
+    else
+      x.set(a, v);
+  }
+  return x;
+}
+
+wire::deliver_by by_of(const std::string& v) {
+  wire::deliver_by b;
+  const auto semi = v.find(';');
+  b.time = std::stoll(v.substr(0, semi));
+  b.mode = v[semi + 1] == 'R' ? wire::by_mode::return_message : wire::by_mode::notify;
+  b.trace = v.size() > semi + 2 && v[semi + 2] == 'T';
+  return b;
+}
 
 std::uint8_t notify_bits(const std::string& v) {
   std::uint8_t n = 0;
@@ -131,6 +175,31 @@ script parse_script(const std::vector<std::string>& lines) {
       s.orcpt = split_list(smtpwire::test::decode_escapes(v), '|');
     } else if (k == "drop_dsn") {
       s.cfg.drop_dsn_when_not_offered = v == "on";
+    } else if (k == "drop_optional") {
+      s.cfg.drop_optional_params_when_not_offered = v == "on";
+    } else if (k == "by") {
+      s.by = v;
+    } else if (k == "mt_priority") {
+      s.mt_priority = std::stoi(v);
+    } else if (k == "rrvs") {
+      s.rrvs = split_list(v, '|');
+    } else if (k == "holdfor") {
+      s.holdfor = static_cast<std::uint32_t>(std::stoul(v));
+    } else if (k == "holduntil") {
+      s.holduntil = v;
+    } else if (k == "xclient") {
+      s.xclient = v;
+    } else if (k == "xforward") {
+      s.xforward = v;
+    } else if (k == "max_recipients") {
+      s.cfg.max_recipients = std::stoul(v);
+    } else if (k == "recipients") {
+      // "N/D": N recipients rI@dJ.example, J = I mod D.
+      const auto slash = v.find('/');
+      const int n = std::stoi(v.substr(0, slash)), d = std::stoi(v.substr(slash + 1));
+      s.to.clear();
+      for (int i = 0; i < n; ++i)
+        s.to.push_back("r" + std::to_string(i) + "@d" + std::to_string(i % d) + ".example");
     } else if (k == "bdat") {
       s.cfg.prefer_bdat = v == "on";
     } else if (k == "output_buffer") {
@@ -202,8 +271,9 @@ std::string describe(const client_event& e) {
   } else if (auto r = std::get_if<ev::recipient>(&e)) {
     o << "rcpt " << r->index << ' ' << escaped(r->address)
       << (r->accepted ? " accepted " : " rejected ") << r->reply.code();
-  } else if (std::get_if<ev::send_content>(&e)) {
+  } else if (auto sc = std::get_if<ev::send_content>(&e)) {
     o << "send_content";
+    if (sc->transaction != 0) o << ' ' << sc->transaction;
   } else if (auto d = std::get_if<ev::delivery>(&e)) {
     o << "delivery " << d->index << ' ' << escaped(d->address)
       << (d->delivered ? " delivered " : " failed ") << d->reply.code();
@@ -219,6 +289,12 @@ std::string describe(const client_event& e) {
   } else if (auto er = std::get_if<ev::error>(&e)) {
     o << "error " << smtpwire::to_string(er->code);
     if (er->reply.code() != 0) o << ' ' << er->reply.code();
+  } else if (auto na = std::get_if<ev::recipients_not_attempted>(&e)) {
+    o << "not_attempted " << smtpwire::to_string(na->reason);
+    for (std::size_t i = 0; i < na->count; ++i)
+      o << (i == 0 ? ' ' : ',') << na->indices[i];
+  } else if (auto xa = std::get_if<ev::xclient_accepted>(&e)) {
+    o << "xclient " << xa->reply.code();
   }
   return o.str();
 }
@@ -233,7 +309,21 @@ struct dialogue {
   std::size_t plain_size = 0;
 
   std::string operator()(const std::vector<std::string_view>& chunks) const {
-    client c{s.cfg};
+    client_config cfg = s.cfg;
+    if (!s.xclient.empty()) cfg.xclient = xattrs_of(s.xclient);
+    client c{cfg};
+    const wire::xattributes xforward =
+        s.xforward.empty() ? wire::xattributes{} : xattrs_of(s.xforward);
+    std::vector<wire::rrvs_param> rrvs;
+    for (const std::string& r : s.rrvs) {
+      wire::rrvs_param p;
+      if (r != "-") {
+        const auto semi = r.find(';');
+        p.date_time = std::string_view(r).substr(0, semi);
+        if (semi != std::string::npos) p.action = r[semi + 1];
+      }
+      rrvs.push_back(p);
+    }
     std::vector<std::string> log;
     std::string sent;
     bool tls_wanted = s.cfg.tls == tls_policy::implicit, tls_done = false;
@@ -336,6 +426,12 @@ struct dialogue {
             if (s.ret == "hdrs") env.ret = wire::ret_type::hdrs;
             env.envid = s.envid;
             env.dsn = dsn.empty() ? nullptr : dsn.data();
+            if (!s.by.empty()) env.by = by_of(s.by);
+            env.mt_priority = s.mt_priority;
+            env.rrvs = rrvs.empty() ? nullptr : rrvs.data();
+            env.holdfor = s.holdfor;
+            env.holduntil = s.holduntil;
+            env.xforward = s.xforward.empty() ? nullptr : &xforward;
             const errc r = c.send_mail(env);
             note("send_mail", r);
             if (r != errc::ok) note("quit", c.quit());
@@ -398,7 +494,7 @@ std::string run_vector(const smtpwire::test::vector_case& v, bool grind_it = tru
 }  // namespace
 
 TEST_CASE("client vectors", "[engine][client]") {
-  for (const auto& file : {"client.md", "client-attacks.md"}) {
+  for (const auto& file : {"client.md", "client-attacks.md", "client-ext.md"}) {
     for (const auto& v : smtpwire::test::load_vectors(file)) {
       INFO(v.file << ":" << v.line << " " << v.name);
       const std::string got = run_vector(v);
@@ -478,6 +574,8 @@ std::unique_ptr<client> reach(client_state s) {
   cfg.auth_in_clear = true;
   cfg.prefer_bdat = s == client_state::bdat;
   cfg.output_buffer = 16384;
+  if (s == client_state::xclient) cfg.xclient.set(wire::xattr::addr, "192.0.2.7");
+  if (s == client_state::xforward) cfg.xforward.set(wire::xattr::addr, "192.0.2.8");
   auto c = std::make_unique<client>(cfg);
   if (s == client_state::greeting) return c;
   feed(*c, "220 mx ESMTP\r\n");
@@ -497,8 +595,11 @@ std::unique_ptr<client> reach(client_state s) {
     }
     return c;
   }
-  feed(*c, "250-mx\r\n250-CHUNKING\r\n250 AUTH PLAIN\r\n");
+  feed(
+      *c,
+      "250-mx\r\n250-CHUNKING\r\n250-XCLIENT ADDR NAME\r\n250-XFORWARD ADDR\r\n250 AUTH PLAIN\r\n");
   events_of(*c);
+  if (s == client_state::xclient) return c;
   static smtpwire::sasl_plain plain{"u", "p"};
   smtpwire::envelope env;
   env.from = "a@example.org";
@@ -529,6 +630,7 @@ std::unique_ptr<client> reach(client_state s) {
       break;
   }
   REQUIRE(c->send_mail(env) == errc::ok);
+  if (s == client_state::xforward) return c;
   if (s == client_state::mail) return c;
   feed(*c, "250 ok\r\n");
   events_of(*c);
@@ -564,9 +666,11 @@ std::unique_ptr<client> reach(client_state s) {
 std::string reply_of(client_state s, reply_class k) {
   switch (k) {
     case reply_class::positive_completion:
-      return s == client_state::greeting || s == client_state::starttls ? "220 ok\r\n"
-             : s == client_state::auth                                  ? "235 ok\r\n"
-                                                                        : "250 ok\r\n";
+      return s == client_state::greeting || s == client_state::starttls ||
+                     s == client_state::xclient
+                 ? "220 ok\r\n"
+             : s == client_state::auth ? "235 ok\r\n"
+                                       : "250 ok\r\n";
     case reply_class::positive_intermediate:
       return s == client_state::auth ? "334 \r\n" : "354 go\r\n";
     case reply_class::transient:
@@ -594,6 +698,8 @@ TEST_CASE("client transition table: every (state, reply class) pair", "[engine][
       {cs::ehlo, cs::ready, cs::helo},
       {cs::helo, cs::ready, cs::failed},
       {cs::starttls, cs::tls_handshake, cs::ready},
+      {cs::xclient, cs::ehlo, cs::failed},
+      {cs::xforward, cs::mail, cs::ready},
       {cs::auth, cs::ready, cs::ready},
       {cs::mail, cs::rcpt, cs::ready},
       {cs::rcpt, cs::data, cs::rset},
@@ -620,7 +726,13 @@ TEST_CASE("client transition table: every (state, reply class) pair", "[engine][
       drain_all(*c);
       const reply_outcome o = smtpwire::client_transition(r.s, cls);
       feed(*c, reply_of(r.s, cls));
-      const auto evs = events_of(*c);
+      auto evs = events_of(*c);
+      // A message cut short first lists its recipients without a reply.
+      if (!evs.empty() && evs.front().rfind("not_attempted ", 0) == 0) {
+        CHECK((r.s == client_state::mail || r.s == client_state::rcpt ||
+               r.s == client_state::xforward));
+        evs.erase(evs.begin());
+      }
       const std::string first = evs.empty() ? "" : evs.front();
       switch (o) {
         case reply_outcome::accepted:
@@ -1616,4 +1728,525 @@ TEST_CASE("client replays smtpwire-send's transcripts against Postfix's smtpd",
     const std::string ground = smtpwire::test::grind(server, d, {16, 8, 1});
     CHECK(ground == recorded);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Issue #9: LIMITS (RFC 9422), XCLIENT / XFORWARD, BY, MT-PRIORITY, RRVS,
+// FUTURERELEASE
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// A scripted SMTP server that answers whatever the client writes: EHLO with
+// the given capability lines, MAIL / RCPT / end of data with seeded random
+// codes, DATA with 354 only when a recipient was accepted, BDAT chunks by
+// size. It records what it saw so that the client's account can be checked
+// against it.
+struct fake_server {
+  std::string ehlo;  // the whole EHLO reply
+  std::mt19937 rng;
+  std::string in;   // client bytes not yet processed
+  std::string out;  // replies not yet delivered
+  bool in_data = false, mail_ok = false;
+  std::size_t bdat_left = 0;
+  bool bdat_last = false;
+  std::vector<std::string> txn_rcpts;                  // RCPTs of the open transaction, as written
+  std::vector<std::string> txn_accepted;               // those answered 250
+  std::vector<std::vector<std::string>> transactions;  // RCPT addresses per MAIL
+  std::vector<std::string> delivered;  // accepted in a transaction whose end got 250
+  std::size_t mails = 0;
+
+  int pick(int good, int bad, int percent_good) {
+    return static_cast<int>(rng() % 100) < percent_good ? good : bad;
+  }
+  void end_of_message() {
+    const int code = pick(250, 451, 80);
+    if (code == 250) delivered.insert(delivered.end(), txn_accepted.begin(), txn_accepted.end());
+    out += std::to_string(code) + " end\r\n";
+    mail_ok = false;
+  }
+  void feed(std::string_view bytes) {
+    in.append(bytes.data(), bytes.size());
+    for (;;) {
+      if (bdat_left != 0) {
+        const std::size_t n = std::min(bdat_left, in.size());
+        in.erase(0, n);
+        bdat_left -= n;
+        if (bdat_left != 0) return;
+        if (bdat_last)
+          end_of_message();
+        else
+          out += "250 chunk\r\n";
+        continue;
+      }
+      const std::size_t eol = in.find("\r\n");
+      if (eol == std::string::npos) return;
+      const std::string line = in.substr(0, eol);
+      in.erase(0, eol + 2);
+      if (in_data) {
+        if (line == ".") {
+          in_data = false;
+          end_of_message();
+        }
+        continue;
+      }
+      if (line.rfind("EHLO ", 0) == 0) {
+        out += ehlo;
+      } else if (line.rfind("MAIL FROM:", 0) == 0) {
+        ++mails;
+        transactions.emplace_back();
+        txn_rcpts.clear();
+        txn_accepted.clear();
+        mail_ok = pick(250, 452, 92) == 250;
+        out += mail_ok ? "250 ok\r\n" : "452 4.5.3 not now\r\n";
+      } else if (line.rfind("RCPT TO:<", 0) == 0) {
+        const std::string addr = line.substr(9, line.find('>') - 9);
+        if (!mail_ok) {
+          out += "503 need MAIL\r\n";
+          continue;
+        }
+        transactions.back().push_back(addr);
+        if (pick(250, 550, 75) == 250) {
+          txn_accepted.push_back(addr);
+          out += "250 ok\r\n";
+        } else {
+          out += "550 no\r\n";
+        }
+      } else if (line == "DATA") {
+        if (mail_ok && !txn_accepted.empty()) {
+          in_data = true;
+          out += "354 go\r\n";
+        } else {
+          out += "554 no valid recipients\r\n";
+        }
+      } else if (line.rfind("BDAT ", 0) == 0) {
+        bdat_last = line.find(" LAST") != std::string::npos;
+        bdat_left = std::stoul(line.substr(5));
+        if (bdat_left == 0 && bdat_last) end_of_message();
+      } else if (line == "RSET") {
+        mail_ok = false;
+        out += "250 reset\r\n";
+      } else if (line == "QUIT") {
+        out += "221 bye\r\n";
+      } else {
+        out += "500 what\r\n";
+      }
+    }
+  }
+};
+
+std::string domain_part(std::string_view a) {
+  std::string d(a.substr(a.rfind('@') + 1));
+  for (char& ch : d)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("client LIMITS: every recipient is accounted for exactly once", "[engine][client]") {
+  for (unsigned seed = 1; seed <= 400; ++seed) {
+    std::mt19937 rng(seed);
+    const std::size_t n = 1 + rng() % 60, domains = 1 + rng() % 7;
+    const std::uint32_t rcptmax = rng() % 3 == 0 ? 0 : 1 + rng() % 12;
+    const std::uint32_t domainmax = rng() % 2 == 0 ? 0 : 1 + rng() % 4;
+    const std::uint32_t mailmax = rng() % 3 == 0 ? 0 : 1 + rng() % 10;
+    const bool pipelining = rng() % 2 == 0, bdat = rng() % 3 == 0;
+    INFO("seed " << seed << " n " << n << " domains " << domains << " RCPTMAX " << rcptmax
+                 << " RCPTDOMAINMAX " << domainmax << " MAILMAX " << mailmax << " pipelining "
+                 << pipelining << " bdat " << bdat);
+    std::vector<std::string> to_storage;
+    for (std::size_t i = 0; i < n; ++i)
+      to_storage.push_back("u" + std::to_string(i) + "@D" + std::to_string(rng() % domains) +
+                           ".example");
+    std::vector<std::string_view> to(to_storage.begin(), to_storage.end());
+    fake_server srv;
+    srv.rng.seed(seed * 7919u);
+    std::string limits;
+    if (rcptmax != 0) limits += " RCPTMAX=" + std::to_string(rcptmax);
+    if (domainmax != 0) limits += " RCPTDOMAINMAX=" + std::to_string(domainmax);
+    if (mailmax != 0) limits += " MAILMAX=" + std::to_string(mailmax);
+    srv.ehlo = "250-mx\r\n250-CHUNKING\r\n" +
+               std::string(limits.empty() ? "" : "250-LIMITS" + limits + "\r\n") +
+               "250 PIPELINING\r\n";
+    client_config cfg = named("c.example");
+    cfg.tls = tls_policy::none;
+    cfg.pipelining = pipelining;
+    cfg.prefer_bdat = bdat;
+    client c{cfg};
+    const std::size_t cap = c.buffer_capacity();
+    srv.out = "220 mx\r\n";
+    smtpwire::envelope env;
+    env.from = "a@example.org";
+    env.recipients = to.data();
+    env.recipient_count = to.size();
+    // The client's account, per message.
+    std::vector<int> seen(n * 2, 0);  // recipient events + not_attempted listings
+    std::vector<std::string> delivered, pending_accepted;
+    int messages = 0;
+    std::string sent;
+    bool done = false;
+    for (int round = 0; round < 100000 && !done; ++round) {
+      if (!srv.out.empty()) {
+        const std::size_t k = std::min<std::size_t>(srv.out.size(), 1 + rng() % 64);
+        REQUIRE(c.receive(std::string_view(srv.out).substr(0, k)) == k);
+        srv.out.erase(0, k);
+      }
+      for (;;) {
+        const client_event e = c.next_event();
+        if (std::holds_alternative<std::monostate>(e)) break;
+        const std::size_t base = messages >= 2 ? n : 0;
+        if (auto r = std::get_if<ev::recipient>(&e)) {
+          ++seen[base + r->index];
+          if (r->accepted) pending_accepted.push_back(std::string(r->address));
+        } else if (auto na = std::get_if<ev::recipients_not_attempted>(&e)) {
+          REQUIRE(na->count >= 1);
+          for (std::size_t i = 0; i < na->count; ++i) {
+            if (i != 0) CHECK(na->indices[i - 1] < na->indices[i]);
+            ++seen[base + na->indices[i]];
+          }
+        } else if (std::holds_alternative<ev::message_accepted>(e)) {
+          delivered.insert(delivered.end(), pending_accepted.begin(), pending_accepted.end());
+          pending_accepted.clear();
+        } else if (std::holds_alternative<ev::message_rejected>(e)) {
+          pending_accepted.clear();
+        } else if (std::holds_alternative<ev::send_content>(e)) {
+          REQUIRE(c.send_content("Subject: s\r\n\r\nbody\r\n"));
+          REQUIRE(c.end_content() == errc::ok);
+        } else if (std::holds_alternative<ev::ready>(e)) {
+          if (messages < 2) {
+            const errc r = c.send_mail(env);
+            if (r == errc::mailmax_reached) {
+              CHECK(mailmax != 0);
+              CHECK(c.transactions() == mailmax);
+              for (std::size_t i = 0; i < n; ++i)
+                ++seen[n + i];  // nothing of the second message left the engine
+              messages = 2;
+              REQUIRE(c.quit() == errc::ok);
+            } else {
+              REQUIRE(r == errc::ok);
+              if (++messages == 2) {
+                // The first message is complete: every recipient once.
+                for (std::size_t i = 0; i < n; ++i)
+                  CHECK(seen[i] == 1);
+              }
+            }
+          } else {
+            REQUIRE(c.quit() == errc::ok);
+          }
+        } else if (std::holds_alternative<ev::closed>(e) || std::holds_alternative<ev::error>(e)) {
+          if (auto er = std::get_if<ev::error>(&e)) FAIL("error " << smtpwire::to_string(er->code));
+          done = true;
+        }
+      }
+      const std::string_view o = c.output();
+      sent += o;
+      srv.feed(o);
+      c.consume_output(o.size());
+    }
+    REQUIRE(done);
+    CHECK(c.buffer_capacity() == cap);
+    for (std::size_t i = 0; i < 2 * n; ++i) {
+      INFO("recipient " << i % n << " of message " << i / n);
+      CHECK(seen[i] == 1);
+    }
+    // The caps the server announced were kept, per transaction and session.
+    if (mailmax != 0) CHECK(srv.mails <= mailmax);
+    CHECK(srv.mails == c.transactions());
+    for (const auto& t : srv.transactions) {
+      if (rcptmax != 0) CHECK(t.size() <= rcptmax);
+      std::vector<std::string> ds;
+      for (const auto& a : t)
+        if (std::find(ds.begin(), ds.end(), domain_part(a)) == ds.end())
+          ds.push_back(domain_part(a));
+      if (domainmax != 0) CHECK(ds.size() <= domainmax);
+    }
+    // What the client reports delivered is what the server delivered.
+    CHECK(delivered == srv.delivered);
+  }
+}
+
+TEST_CASE("client LIMITS: a big message splits with the same content, no allocation",
+          "[engine][client]") {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.max_recipients = 1000;
+  client c{cfg};
+  const std::size_t cap = c.buffer_capacity();
+  std::vector<std::string> storage;
+  for (int i = 0; i < 1000; ++i)
+    storage.push_back("user" + std::to_string(i) + "@example.com");
+  std::vector<std::string_view> to(storage.begin(), storage.end());
+  fake_server srv;
+  srv.ehlo = "250-mx\r\n250-PIPELINING\r\n250 LIMITS RCPTMAX=100 MAILMAX=1000\r\n";
+  feed(c, "220 mx\r\n" + srv.ehlo);
+  REQUIRE(events_of(c).back() == "ready");
+  drain_all(c);
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = to.data();
+  env.recipient_count = to.size();
+  REQUIRE(c.send_mail(env) == errc::ok);
+  int contents = 0, accepted_events = 0;
+  std::size_t rcpt_events = 0;
+  const std::string content = "Subject: big\r\n\r\nthe same body\r\n";
+  std::string received_contents;
+  for (int round = 0; round < 100000; ++round) {
+    const std::string o(c.output());
+    c.consume_output(o.size());
+    // Every line of DATA content between 354 and ".": the same each time.
+    srv.rng.seed(static_cast<unsigned>(round));
+    srv.feed(o);
+    if (srv.out.empty()) break;
+    feed(c, srv.out);
+    srv.out.clear();
+    for (const std::string& e : events_of(c)) {
+      if (e.rfind("send_content", 0) == 0) {
+        CHECK(e == (contents == 0 ? "send_content" : "send_content " + std::to_string(contents)));
+        ++contents;
+        REQUIRE(c.send_content(content));
+        REQUIRE(c.end_content() == errc::ok);
+      }
+      if (e.rfind("rcpt ", 0) == 0) ++rcpt_events;
+      if (e.rfind("accepted ", 0) == 0) ++accepted_events;
+      if (e == "ready") REQUIRE(c.quit() == errc::ok);
+    }
+  }
+  CHECK(srv.transactions.size() == 10);
+  for (const auto& t : srv.transactions)
+    CHECK(t.size() == 100);
+  CHECK(contents == 10);
+  CHECK(rcpt_events == 1000);
+  CHECK(c.state() == client_state::closed);
+  CHECK(c.buffer_capacity() == cap);
+}
+
+TEST_CASE("client XCLIENT splits long attribute sets over lines, one 220 each",
+          "[engine][client]") {
+  // XCLIENT_README note 1: a command stays within 512 octets; send NAME and
+  // ADDR first, then HELO, each line answered by 220.
+  const std::string name = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                           std::string(63, 'c') + "." + std::string(50, 'd') + ".example";
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.xclient.set(wire::xattr::name, name);
+  cfg.xclient.set(wire::xattr::addr, "IPV6:2001:db8::1");
+  cfg.xclient.set(wire::xattr::helo, name);
+  cfg.xclient.set(wire::xattr::proto, "ESMTP");
+  client c{cfg};
+  REQUIRE(c.config_error() == errc::ok);
+  feed(c, "220 mx\r\n");
+  CHECK(events_of(c) == std::vector<std::string>{"greeting 220"});
+  CHECK(drain_all(c) == "EHLO c.example\r\n");
+  feed(c, "250-mx\r\n250 XCLIENT NAME ADDR PROTO HELO LOGIN\r\n");
+  CHECK(events_of(c) == std::vector<std::string>{"capabilities ehlo tls=0 XCLIENT"});
+  std::vector<std::string> lines;
+  for (int i = 0; i < 5 && c.state() == client_state::xclient; ++i) {
+    const std::string out = drain_all(c);
+    REQUIRE(out.rfind("XCLIENT ", 0) == 0);
+    REQUIRE(out.size() <= 512);
+    REQUIRE(out.find("\r\n") == out.size() - 2);  // one line at a time, never pipelined
+    lines.push_back(out);
+    feed(c, "220 mx new session\r\n");
+    events_of(c);
+  }
+  REQUIRE(lines.size() >= 2);
+  std::string all;
+  for (const auto& l : lines)
+    all += l;
+  CHECK(all.find("NAME=" + name) != std::string::npos);
+  CHECK(all.find("HELO=" + name) != std::string::npos);
+  CHECK(all.find("ADDR=IPV6:2001:db8::1") != std::string::npos);
+  CHECK(all.find("PROTO=ESMTP") != std::string::npos);
+  CHECK(c.state() == client_state::ehlo);
+  CHECK(drain_all(c) == "EHLO c.example\r\n");
+  // The second EHLO lists XCLIENT again: it is not sent twice.
+  feed(c, "250-mx\r\n250 XCLIENT NAME ADDR PROTO HELO LOGIN\r\n");
+  CHECK(events_of(c).back() == "ready");
+  CHECK(drain_all(c).empty());
+}
+
+TEST_CASE("client refuses bad XCLIENT / XFORWARD values before anything is sent",
+          "[engine][client]") {
+  client_config cfg = named("c.example");
+  cfg.xclient.set(wire::xattr::addr, "not an address");
+  CHECK(client{cfg}.config_error() == errc::api_value_invalid);
+  cfg = named("c.example");
+  cfg.xforward.set(wire::xattr::login, "alice");  // XFORWARD has no LOGIN
+  CHECK(client{cfg}.config_error() == errc::api_value_invalid);
+  cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  client c{cfg};
+  feed(c, "220 mx\r\n250-mx\r\n250 XFORWARD NAME ADDR PORT\r\n");
+  events_of(c);
+  drain_all(c);
+  wire::xattributes bad;
+  bad.set(wire::xattr::port, "70000");
+  smtpwire::envelope env;
+  env.from = "a@example.org";
+  env.recipients = one_rcpt;
+  env.recipient_count = 1;
+  env.xforward = &bad;
+  CHECK(c.send_mail(env) == errc::xattr_value_invalid);
+  CHECK(c.output().empty());
+  CHECK(c.state() == client_state::ready);
+  // The same attributes, valid: only those the server lists are sent.
+  wire::xattributes good;
+  good.set(wire::xattr::port, "4242");
+  good.set(wire::xattr::proto, "ESMTP");
+  env.xforward = &good;
+  REQUIRE(c.send_mail(env) == errc::ok);
+  CHECK(drain_all(c) == "XFORWARD PORT=4242\r\n");
+  CHECK(c.state() == client_state::xforward);
+}
+
+TEST_CASE("client checks BY, MT-PRIORITY, RRVS, HOLDFOR and HOLDUNTIL before sending",
+          "[engine][client]") {
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  auto fresh = [&](std::string_view ehlo) {
+    auto c = std::make_unique<client>(cfg);
+    feed(*c, "220 mx\r\n");
+    feed(*c, ehlo);
+    events_of(*c);
+    drain_all(*c);
+    REQUIRE(c->state() == client_state::ready);
+    return c;
+  };
+  const std::string all =
+      "250-mx\r\n250-PIPELINING\r\n250-DELIVERBY 120\r\n250-MT-PRIORITY\r\n250-RRVS\r\n"
+      "250 FUTURERELEASE 3600 2027-01-01T00:00:00Z\r\n";
+  const std::string none = "250-mx\r\n250 PIPELINING\r\n";
+  const std::string_view two[] = {"a@example.com", "b@example.com"};
+  auto base = [&] {
+    smtpwire::envelope env;
+    env.from = "a@example.org";
+    env.recipients = two;
+    env.recipient_count = 2;
+    return env;
+  };
+  struct row {
+    const char* what;
+    std::function<void(smtpwire::envelope&)> set;
+    errc offered, not_offered, dropped;
+  };
+  static const wire::rrvs_param rr_c[] = {{"2014-04-03T23:01:00Z", 'C'}, {"", 0}};
+  static const wire::rrvs_param rr_r[] = {{"2014-04-03T23:01:00Z", 'R'}, {"", 0}};
+  static const wire::rrvs_param rr_bad_date[] = {{"2014-04-03 23:01:00Z", 'C'}, {"", 0}};
+  static const wire::rrvs_param rr_bad_action[] = {{"2014-04-03T23:01:00Z", 'X'}, {"", 0}};
+  const row rows[] = {
+      {"BY N",
+       [](auto& e) {
+         e.by = wire::deliver_by{-5, wire::by_mode::notify, false};
+       },
+       errc::ok, errc::deliverby_not_offered, errc::ok},
+      {"BY R",
+       [](auto& e) {
+         e.by = wire::deliver_by{600, wire::by_mode::return_message, true};
+       },
+       errc::ok, errc::deliverby_not_offered, errc::deliverby_not_offered},
+      {"BY R zero",
+       [](auto& e) {
+         e.by = wire::deliver_by{0, wire::by_mode::return_message, false};
+       },
+       errc::param_value_invalid, errc::param_value_invalid, errc::param_value_invalid},
+      {"BY R below min-by-time",
+       [](auto& e) {
+         e.by = wire::deliver_by{60, wire::by_mode::return_message, false};
+       },
+       errc::param_value_invalid, errc::deliverby_not_offered, errc::deliverby_not_offered},
+      {"BY 10 digits",
+       [](auto& e) {
+         e.by = wire::deliver_by{1000000000, wire::by_mode::notify, false};
+       },
+       errc::param_value_invalid, errc::param_value_invalid, errc::param_value_invalid},
+      {"MT-PRIORITY 9", [](auto& e) { e.mt_priority = 9; }, errc::ok, errc::mt_priority_not_offered,
+       errc::ok},
+      {"MT-PRIORITY 10", [](auto& e) { e.mt_priority = 10; }, errc::param_value_invalid,
+       errc::param_value_invalid, errc::param_value_invalid},
+      {"RRVS C", [](auto& e) { e.rrvs = rr_c; }, errc::ok, errc::rrvs_not_offered, errc::ok},
+      {"RRVS R", [](auto& e) { e.rrvs = rr_r; }, errc::ok, errc::rrvs_not_offered,
+       errc::rrvs_not_offered},
+      {"RRVS bad date", [](auto& e) { e.rrvs = rr_bad_date; }, errc::param_value_invalid,
+       errc::param_value_invalid, errc::param_value_invalid},
+      {"RRVS bad action", [](auto& e) { e.rrvs = rr_bad_action; }, errc::param_value_invalid,
+       errc::param_value_invalid, errc::param_value_invalid},
+      {"HOLDFOR", [](auto& e) { e.holdfor = 3600u; }, errc::ok, errc::futurerelease_not_offered,
+       errc::futurerelease_not_offered},
+      {"HOLDFOR above max-interval", [](auto& e) { e.holdfor = 3601u; }, errc::param_value_invalid,
+       errc::futurerelease_not_offered, errc::futurerelease_not_offered},
+      {"HOLDUNTIL", [](auto& e) { e.holduntil = "2026-12-24T18:00:00.5-05:00"; }, errc::ok,
+       errc::futurerelease_not_offered, errc::futurerelease_not_offered},
+      {"HOLDUNTIL bad", [](auto& e) { e.holduntil = "2026-13-24T18:00:00Z"; },
+       errc::param_value_invalid, errc::param_value_invalid, errc::param_value_invalid},
+      {"HOLDFOR and HOLDUNTIL",
+       [](auto& e) {
+         e.holdfor = 10u;
+         e.holduntil = "2026-12-24T18:00:00Z";
+       },
+       errc::param_conflict, errc::param_conflict, errc::param_conflict},
+  };
+  for (const row& r : rows) {
+    INFO(r.what);
+    for (int variant = 0; variant < 3; ++variant) {
+      cfg.drop_optional_params_when_not_offered = variant == 2;
+      auto c = fresh(variant == 0 ? all : none);
+      smtpwire::envelope env = base();
+      r.set(env);
+      const errc want = variant == 0 ? r.offered : variant == 1 ? r.not_offered : r.dropped;
+      const errc got = c->send_mail(env);
+      CHECK(got == want);
+      const std::string out = drain_all(*c);
+      if (want != errc::ok) {
+        CHECK(out.empty());
+        CHECK(c->state() == client_state::ready);
+        continue;
+      }
+      // Sent exactly when offered; dropped otherwise.
+      const bool sent = variant == 0;
+      CHECK((out.find(" BY=") != std::string::npos) == (sent && env.by.has_value()));
+      CHECK((out.find(" MT-PRIORITY=") != std::string::npos) ==
+            (sent && env.mt_priority.has_value()));
+      CHECK((out.find(" RRVS=") != std::string::npos) == (sent && env.rrvs != nullptr));
+      CHECK((out.find(" HOLDFOR=") != std::string::npos) == env.holdfor.has_value());
+      CHECK((out.find(" HOLDUNTIL=") != std::string::npos) == !env.holduntil.empty());
+    }
+  }
+  cfg.drop_optional_params_when_not_offered = false;
+}
+
+TEST_CASE("client LIMITS: an undrained output ends the message, the rest listed",
+          "[engine][client]") {
+  // A server that answers the end of data before the client's application
+  // drained output(): the next transaction does not fit, so its recipients
+  // are reported (output_full) instead of growing the buffer.
+  client_config cfg = named("c.example");
+  cfg.tls = tls_policy::none;
+  cfg.output_buffer = 16384;
+  client c{cfg};
+  const std::size_t cap = c.buffer_capacity();
+  feed(c, "220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 LIMITS RCPTMAX=1\r\n");
+  events_of(c);
+  drain_all(c);
+  const std::string_view two[] = {"a@example.com", "b@example.com"};
+  smtpwire::envelope env;
+  env.from = "s@example.org";
+  env.recipients = two;
+  env.recipient_count = 2;
+  REQUIRE(c.send_mail(env) == errc::ok);
+  feed(c, "250 ok\r\n250 ok\r\n354 go\r\n");
+  CHECK(events_of(c).back() == "send_content");
+  const std::string body(20000, 'x');
+  for (int i = 0; i < 40; ++i) {
+    const auto taken = c.send_content(body);
+    REQUIRE(taken);
+    if (*taken == 0) break;
+  }
+  REQUIRE(c.end_content() == errc::ok);
+  CHECK(c.output().size() > 16000);
+  feed(c, "250 queued\r\n");
+  CHECK(events_of(c) ==
+        std::vector<std::string>{"accepted 1 250", "not_attempted output_full 1", "ready"});
+  CHECK(c.transactions() == 1);
+  CHECK(c.buffer_capacity() == cap);
 }

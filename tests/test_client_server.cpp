@@ -9,9 +9,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -855,4 +858,383 @@ TEST_CASE("DSN parameters cross between the engines") {
     CHECK(rcpts_seen == 3);
     CHECK(j.s.errors() == 0);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Issue #9: XCLIENT / XFORWARD, LIMITS and the MAIL/RCPT parameters between
+// the two engines.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// Both engines over a randomly chunked pipe; the applications are callbacks.
+// The server callback decides every pending decision itself.
+struct ext_pipe {
+  client c;
+  server s;
+  std::mt19937 rng;
+  std::function<void(const server_event&)> on_server;
+  std::function<void(const client_event&)> on_client;
+  std::string_view to_stream;
+  bool streaming = false, ended = false, client_done = false, server_done = false;
+  std::vector<std::string> client_errors;
+
+  ext_pipe(const client_config& cc, const server_config& sc, std::uint32_t seed)
+      : c(cc), s(sc), rng(seed) {}
+
+  std::size_t chunk() { return 1 + rng() % 97; }
+
+  void run() {
+    for (int round = 0, idle = 0; round < 400000 && idle < 64; ++round) {
+      bool moved = false;
+      for (server_event e = s.next_event(); !std::holds_alternative<std::monostate>(e);
+           e = s.next_event()) {
+        moved = true;
+        if (std::holds_alternative<smtpwire::closed_event>(e)) server_done = true;
+        on_server(e);
+      }
+      for (client_event e = c.next_event(); !std::holds_alternative<std::monostate>(e);
+           e = c.next_event()) {
+        moved = true;
+        if (auto* er = std::get_if<ev::error>(&e))
+          client_errors.emplace_back(smtpwire::to_string(er->code));
+        if (std::holds_alternative<ev::closed>(e) || std::holds_alternative<ev::error>(e))
+          client_done = true;
+        if (std::holds_alternative<ev::send_content>(e)) {
+          streaming = true;
+          ended = false;
+        }
+        on_client(e);
+      }
+      if (streaming && !ended) {
+        if (!to_stream.empty()) {
+          const auto taken = c.send_content(to_stream.substr(0, chunk()));
+          REQUIRE(taken.has_value());
+          to_stream.remove_prefix(*taken);
+          moved = moved || *taken != 0;
+        } else if (c.end_content() == errc::ok) {
+          ended = true;
+          streaming = false;
+          moved = true;
+        }
+      }
+      const std::string_view co = c.output();
+      if (!co.empty()) {
+        const std::size_t taken = s.receive(co.substr(0, std::min(co.size(), chunk())));
+        c.consume_output(taken);
+        moved = moved || taken != 0;
+      }
+      const std::string_view so = s.output();
+      if (!so.empty()) {
+        const std::size_t taken = c.receive(so.substr(0, std::min(so.size(), chunk())));
+        REQUIRE(s.consume_output(taken) == errc::ok);
+        moved = moved || taken != 0;
+      }
+      if (client_done && server_done && c.output().empty() && s.output().empty()) return;
+      idle = moved ? 0 : idle + 1;
+    }
+  }
+};
+
+std::string address_of(const wire::path& p) {
+  return std::string(p.address.local_part) + "@" + std::string(p.address.domain);
+}
+
+}  // namespace
+
+TEST_CASE("XCLIENT and XFORWARD cross between the engines") {
+  for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+    INFO("seed " << seed);
+    const bool trusted = seed % 4 != 0;
+    client_config cc;
+    cc.local_name = "filter.test";
+    cc.tls = tls_policy::none;
+    cc.pipelining = seed % 2 == 0;
+    cc.xclient.set(wire::xattr::name, "spike.porcupine.org");
+    cc.xclient.set(wire::xattr::addr, "168.100.189.2");
+    cc.xclient.set(wire::xattr::port, "4242");
+    cc.xclient.set(wire::xattr::login, "w+i e=t");  // xtext-encoded on the wire
+    cc.xclient.set(wire::xattr::helo, wire::xvalue_kind::unavailable);
+    cc.xforward.set(wire::xattr::addr, "IPV6:2001:db8::1");
+    cc.xforward.set(wire::xattr::proto, "ESMTP");
+    cc.xforward.set(wire::xattr::ident, "queue-id-1");
+    server_config sc;
+    sc.host_name = "mx.test";
+    sc.xclient_trusted = trusted;
+    sc.extensions.xclient = true;
+    sc.extensions.xforward = true;
+    ext_pipe p(cc, sc, seed);
+    int xclients = 0, xforwards = 0, mails = 0, xforwarded_mails = 0, delivered = 0;
+    const std::string content = "Subject: x\r\n\r\nforwarded\r\n";
+    const std::string_view to[] = {"bob@mx.test", "carol@mx.test"};
+    int sent = 0;
+    p.on_server = [&](const server_event& e) {
+      if (auto* x = std::get_if<smtpwire::xclient_event>(&e)) {
+        ++xclients;
+        CHECK(x->attributes.value(wire::xattr::name) == "spike.porcupine.org");
+        CHECK(x->attributes.value(wire::xattr::addr) == "168.100.189.2");
+        CHECK(x->attributes.value(wire::xattr::port) == "4242");
+        CHECK(x->attributes.value(wire::xattr::login) == "w+2Bi+20e+3Dt");
+        CHECK(x->attributes.get(wire::xattr::helo) == wire::xvalue_kind::unavailable);
+        REQUIRE(p.s.accept() == errc::ok);
+      } else if (auto* f = std::get_if<smtpwire::xforward_event>(&e)) {
+        ++xforwards;
+        CHECK(f->initial);
+        CHECK(f->attributes.value(wire::xattr::addr) == "IPV6:2001:db8::1");
+        CHECK(f->attributes.value(wire::xattr::proto) == "ESMTP");
+        CHECK(f->attributes.value(wire::xattr::ident) == "queue-id-1");
+        REQUIRE(p.s.accept() == errc::ok);
+      } else if (auto* m = std::get_if<smtpwire::mail_event>(&e)) {
+        ++mails;
+        xforwarded_mails += m->xforwarded ? 1 : 0;
+        REQUIRE(p.s.accept() == errc::ok);
+      } else if (p.s.pending_decision() != smtpwire::server_decision::none) {
+        REQUIRE(p.s.accept() == errc::ok);
+      }
+    };
+    p.on_client = [&](const client_event& e) {
+      if (std::holds_alternative<ev::ready>(e)) {
+        if (sent < 2) {
+          ++sent;
+          smtpwire::envelope env;
+          env.from = "alice@client.test";
+          env.recipients = to;
+          env.recipient_count = 2;
+          REQUIRE(p.c.send_mail(env) == errc::ok);
+        } else {
+          REQUIRE(p.c.quit() == errc::ok);
+        }
+      } else if (std::holds_alternative<ev::send_content>(e)) {
+        p.to_stream = content;
+      } else if (std::holds_alternative<ev::message_accepted>(e)) {
+        ++delivered;
+      }
+    };
+    p.run();
+    CHECK(p.client_errors.empty());
+    CHECK(p.client_done);
+    CHECK(p.server_done);
+    CHECK(p.s.errors() == 0);
+    CHECK(delivered == 2);
+    CHECK(mails == 2);
+    // Offered only to a trusted peer; XCLIENT once, XFORWARD per transaction.
+    CHECK(xclients == (trusted ? 1 : 0));
+    CHECK(xforwards == (trusted ? 2 : 0));
+    CHECK(xforwarded_mails == (trusted ? 2 : 0));
+  }
+}
+
+TEST_CASE("LIMITS: many recipients split to the server's limits, none lost, none twice") {
+  std::size_t resumed = 0, split = 0;  // seeds that needed a second session / transaction
+  for (std::uint32_t seed = 1; seed <= 30; ++seed) {
+    std::mt19937 rng(seed);
+    const std::size_t n = 20 + rng() % 120;
+    const std::size_t rcptmax = 1 + rng() % 15, domainmax = rng() % 3 == 0 ? 0 : 1 + rng() % 3;
+    const std::size_t mailmax = rng() % 2 == 0 ? 0 : 2 + rng() % 6;
+    INFO("seed " << seed << " n " << n << " RCPTMAX " << rcptmax << " RCPTDOMAINMAX " << domainmax
+                 << " MAILMAX " << mailmax);
+    std::vector<std::string> all;
+    for (std::size_t i = 0; i < n; ++i)
+      all.push_back("u" + std::to_string(i) + "@Dom" + std::to_string(rng() % 5) + ".test");
+    std::vector<std::string> left = all, server_delivered, client_delivered;
+    int sessions = 0;
+    // Each session sends what the previous ones did not attempt.
+    while (!left.empty()) {
+      REQUIRE(++sessions < 200);
+      client_config cc;
+      cc.local_name = "client.test";
+      cc.tls = tls_policy::none;
+      cc.pipelining = rng() % 2 == 0;
+      cc.prefer_bdat = rng() % 3 == 0;
+      cc.max_recipients = 200;
+      server_config sc;
+      sc.host_name = "mx.test";
+      sc.extensions.limits = true;
+      sc.extensions.chunking = true;
+      sc.limits.max_recipients = rcptmax;
+      sc.limits.max_recipient_domains = domainmax;
+      sc.limits.max_transactions = mailmax;
+      ext_pipe p(cc, sc, seed * 1000 + std::uint32_t(sessions));
+      std::vector<std::string_view> to(left.begin(), left.end());
+      std::vector<int> seen(to.size(), 0);
+      std::vector<std::string> txn_server, txn_client, next_left;
+      std::vector<std::size_t> txn_sizes;
+      bool sent = false;
+      const std::string content = "Subject: many\r\n\r\nthe same body\r\n";
+      std::string received;
+      p.on_server = [&](const server_event& e) {
+        if (std::holds_alternative<smtpwire::mail_event>(e)) {
+          txn_server.clear();
+          received.clear();
+          REQUIRE(p.s.accept() == errc::ok);
+        } else if (auto* r = std::get_if<smtpwire::rcpt_event>(&e)) {
+          // The server application refuses some recipients itself.
+          const bool ok = rng() % 5 != 0;
+          if (ok) txn_server.push_back(address_of(r->forward_path));
+          REQUIRE((ok ? p.s.accept() : p.s.reject()) == errc::ok);
+        } else if (auto* c = std::get_if<smtpwire::content_event>(&e)) {
+          received.append(c->bytes);
+        } else if (auto* d = std::get_if<smtpwire::data_end_event>(&e)) {
+          REQUIRE(d->error == errc::ok);
+          CHECK(received == content);
+          txn_sizes.push_back(txn_server.size());
+          server_delivered.insert(server_delivered.end(), txn_server.begin(), txn_server.end());
+          REQUIRE(p.s.accept() == errc::ok);
+        } else if (auto* rj = std::get_if<smtpwire::rejected_event>(&e)) {
+          // Only the DATA of a transaction without recipients.
+          CHECK(rj->verb == wire::verb::data);
+        } else if (p.s.pending_decision() != smtpwire::server_decision::none) {
+          REQUIRE(p.s.accept() == errc::ok);
+        }
+      };
+      p.on_client = [&](const client_event& e) {
+        if (auto* r = std::get_if<ev::recipient>(&e)) {
+          ++seen[r->index];
+          if (r->accepted) txn_client.push_back(std::string(r->address));
+        } else if (auto* na = std::get_if<ev::recipients_not_attempted>(&e)) {
+          CHECK(na->reason == smtpwire::not_attempted_reason::transaction_limit);
+          for (std::size_t i = 0; i < na->count; ++i) {
+            ++seen[na->indices[i]];
+            next_left.emplace_back(to[na->indices[i]]);
+          }
+        } else if (std::holds_alternative<ev::message_accepted>(e)) {
+          client_delivered.insert(client_delivered.end(), txn_client.begin(), txn_client.end());
+          txn_client.clear();
+        } else if (std::holds_alternative<ev::message_rejected>(e)) {
+          txn_client.clear();
+        } else if (std::holds_alternative<ev::send_content>(e)) {
+          p.to_stream = content;
+        } else if (std::holds_alternative<ev::ready>(e)) {
+          if (!sent) {
+            sent = true;
+            smtpwire::envelope env;
+            env.from = "list@client.test";
+            env.recipients = to.data();
+            env.recipient_count = to.size();
+            REQUIRE(p.c.send_mail(env) == errc::ok);
+          } else {
+            REQUIRE(p.c.quit() == errc::ok);
+          }
+        }
+      };
+      p.run();
+      CHECK(p.client_errors.empty());
+      CHECK(p.client_done);
+      CHECK(p.server_done);
+      // The client kept every limit: the server refused nothing on its own.
+      CHECK(p.s.errors() == 0);
+      if (mailmax != 0) CHECK(p.c.transactions() <= mailmax);
+      for (std::size_t k : txn_sizes)
+        CHECK(k <= rcptmax);
+      for (std::size_t i = 0; i < seen.size(); ++i) {
+        INFO("recipient " << to[i]);
+        CHECK(seen[i] == 1);
+      }
+      REQUIRE(next_left.size() < left.size());  // progress in every session
+      left = next_left;
+      if (p.c.transactions() > 1 && sessions == 1) ++split;
+    }
+    if (sessions > 1) ++resumed;
+    // Every recipient the server application accepted in a delivered
+    // transaction is one the client reports delivered, and no other.
+    CHECK(client_delivered == server_delivered);
+    std::sort(server_delivered.begin(), server_delivered.end());
+    CHECK(std::adjacent_find(server_delivered.begin(), server_delivered.end()) ==
+          server_delivered.end());
+  }
+  CHECK(resumed >= 5);
+  CHECK(split >= 25);
+}
+
+TEST_CASE("BY, MT-PRIORITY, RRVS, HOLDFOR and HOLDUNTIL cross between the engines") {
+  client_config cc;
+  cc.local_name = "client.test";
+  cc.tls = tls_policy::none;
+  server_config sc;
+  sc.host_name = "mx.test";
+  sc.extensions.deliverby = 60;
+  sc.extensions.mt_priority = smtpwire::mt_priority_profile::mixer;
+  sc.extensions.rrvs = true;
+  sc.extensions.futurerelease_max_interval = 86400;
+  sc.extensions.futurerelease_max_datetime = 4102444800;  // 2100-01-01T00:00:00Z
+  ext_pipe p(cc, sc, 7);
+  const std::string_view to[] = {"bob@mx.test", "carol@mx.test"};
+  const wire::rrvs_param rrvs[] = {{"2014-04-03T23:01:00Z", 'C'}, {"2019-10-01T08:00:00-07:00", 0}};
+  std::vector<wire::mail_params> mails;
+  std::vector<std::optional<wire::rrvs_param>> rcpts;
+  std::vector<std::string> storage;  // copies of the viewed date-times
+  int sent = 0, delivered = 0;
+  std::vector<errc> refusals;
+  p.on_server = [&](const server_event& e) {
+    if (auto* m = std::get_if<smtpwire::mail_event>(&e)) {
+      mails.push_back(m->params);
+      if (m->params.holduntil) storage.emplace_back(*m->params.holduntil);
+      REQUIRE(p.s.accept() == errc::ok);
+    } else if (auto* r = std::get_if<smtpwire::rcpt_event>(&e)) {
+      rcpts.push_back(r->params.rrvs);
+      if (r->params.rrvs) storage.emplace_back(r->params.rrvs->date_time);
+      REQUIRE(p.s.accept() == errc::ok);
+    } else if (p.s.pending_decision() != smtpwire::server_decision::none) {
+      REQUIRE(p.s.accept() == errc::ok);
+    }
+  };
+  p.on_client = [&](const client_event& e) {
+    if (std::holds_alternative<ev::send_content>(e)) {
+      p.to_stream = "Subject: p\r\n\r\nbody\r\n";
+    } else if (std::holds_alternative<ev::message_accepted>(e)) {
+      ++delivered;
+    } else if (std::holds_alternative<ev::ready>(e)) {
+      smtpwire::envelope env;
+      env.from = "alice@client.test";
+      env.recipients = to;
+      env.recipient_count = 2;
+      if (sent == 0) {
+        // Refused by the client before anything is sent: R mode below the
+        // server's min-by-time, and HOLDFOR above its interval.
+        env.by = wire::deliver_by{30, wire::by_mode::return_message, false};
+        refusals.push_back(p.c.send_mail(env));
+        env.by.reset();
+        env.holdfor = 86401u;
+        refusals.push_back(p.c.send_mail(env));
+        env.holdfor = 600u;
+        env.by = wire::deliver_by{120, wire::by_mode::return_message, true};
+        env.mt_priority = -4;
+        env.rrvs = rrvs;
+      } else if (sent == 1) {
+        env.by = wire::deliver_by{-10, wire::by_mode::notify, false};
+        env.holduntil = "2099-12-31T23:59:59Z";
+      } else {
+        REQUIRE(p.c.quit() == errc::ok);
+        return;
+      }
+      ++sent;
+      REQUIRE(p.c.send_mail(env) == errc::ok);
+    }
+  };
+  p.run();
+  CHECK(p.client_errors.empty());
+  CHECK(p.s.errors() == 0);
+  CHECK(delivered == 2);
+  CHECK(refusals == std::vector<errc>{errc::param_value_invalid, errc::param_value_invalid});
+  REQUIRE(mails.size() == 2);
+  REQUIRE(mails[0].by.has_value());
+  CHECK(*mails[0].by == wire::deliver_by{120, wire::by_mode::return_message, true});
+  CHECK(mails[0].mt_priority == std::optional<int>(-4));
+  CHECK(mails[0].holdfor == std::optional<std::uint32_t>(600));
+  CHECK(!mails[0].holduntil.has_value());
+  REQUIRE(mails[1].by.has_value());
+  CHECK(*mails[1].by == wire::deliver_by{-10, wire::by_mode::notify, false});
+  CHECK(!mails[1].mt_priority.has_value());
+  CHECK(!mails[1].holdfor.has_value());
+  REQUIRE(rcpts.size() == 4);
+  REQUIRE(rcpts[0].has_value());
+  REQUIRE(rcpts[1].has_value());
+  CHECK(!rcpts[2].has_value());
+  CHECK(!rcpts[3].has_value());
+  REQUIRE(storage.size() == 3);
+  CHECK(storage[0] == "2014-04-03T23:01:00Z");
+  CHECK(rcpts[0]->action == 'C');
+  CHECK(storage[1] == "2019-10-01T08:00:00-07:00");
+  CHECK(rcpts[1]->action == 0);
+  CHECK(storage[2] == "2099-12-31T23:59:59Z");
 }

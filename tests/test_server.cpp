@@ -3,6 +3,7 @@
 // vectors and the grind helper can compare runs.
 
 #include <smtpwire/server.hpp>
+#include <smtpwire/wire/ehlo.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -95,7 +96,36 @@ inline server_config make_server_config(const std::vector<std::string>& lines) {
       c.limits.max_command_line = num();
     else if (k == "max_auth_line")
       c.limits.max_auth_line = num();
-    else if (k == "mech")
+    else if (k == "xclient")
+      c.extensions.xclient = on;
+    else if (k == "xforward")
+      c.extensions.xforward = on;
+    else if (k == "trusted")
+      c.xclient_trusted = on;
+    else if (k == "limits")
+      c.extensions.limits = on;
+    else if (k == "max_transactions")
+      c.limits.max_transactions = num();
+    else if (k == "max_recipient_domains")
+      c.limits.max_recipient_domains = num();
+    else if (k == "deliverby")
+      c.extensions.deliverby = static_cast<std::uint32_t>(num());
+    else if (k == "mt_priority")
+      c.extensions.mt_priority = v == "unnamed"      ? mt_priority_profile::unnamed
+                                 : v == "mixer"      ? mt_priority_profile::mixer
+                                 : v == "stanag4406" ? mt_priority_profile::stanag4406
+                                 : v == "nsep"       ? mt_priority_profile::nsep
+                                                     : mt_priority_profile::off;
+    else if (k == "rrvs")
+      c.extensions.rrvs = on;
+    else if (k == "futurerelease") {  // futurerelease=<max interval>,<max date-time, epoch s>
+      const auto comma = v.find(',');
+      c.extensions.futurerelease_max_interval =
+          static_cast<std::uint32_t>(std::strtoul(v.substr(0, comma).c_str(), nullptr, 10));
+      if (comma != std::string::npos)
+        c.extensions.futurerelease_max_datetime =
+            std::strtoll(v.substr(comma + 1).c_str(), nullptr, 10);
+    } else if (k == "mech")
       continue;  // a plugged-in test mechanism: see run_server
     else
       FAIL("unknown config key " << k);
@@ -121,10 +151,27 @@ inline std::string_view decision_name(server_decision d) {
       return "auth";
     case server_decision::verify:
       return "verify";
+    case server_decision::xclient:
+      return "xclient";
+    case server_decision::xforward:
+      return "xforward";
     case server_decision::none:
       break;
   }
   return "none";
+}
+
+/// " NAME=raw ADDR=[UNAVAILABLE] …" in xattr order.
+inline std::string xattr_text(const wire::xattributes& a) {
+  std::string s;
+  for (std::size_t i = 0; i < wire::xattr_count; ++i) {
+    const auto x = static_cast<wire::xattr>(i);
+    const wire::xvalue_kind k = a.get(x);
+    if (k == wire::xvalue_kind::absent) continue;
+    s += " " + std::string(wire::to_string(x)) + "=" +
+         std::string(k == wire::xvalue_kind::value ? a.value(x) : wire::to_string(k));
+  }
+  return s;
 }
 
 inline std::string path_text(const wire::path& p) {
@@ -316,9 +363,28 @@ inline session_log run_server(const server_config& cfg, const std::vector<std::s
         log.events += " body=" + std::to_string(static_cast<int>(*m->params.body));
       if (m->params.smtputf8) log.events += " smtputf8";
       if (m->params.auth) log.events += " auth=" + std::string(*m->params.auth);
+      if (m->params.mt_priority)
+        log.events += " mt-priority=" + std::to_string(*m->params.mt_priority);
+      if (m->params.by)
+        log.events += " by=" + std::to_string(m->params.by->time) +
+                      (m->params.by->mode == wire::by_mode::return_message ? ";R" : ";N") +
+                      (m->params.by->trace ? "T" : "");
+      if (m->params.holdfor) log.events += " holdfor=" + std::to_string(*m->params.holdfor);
+      if (m->params.holduntil) log.events += " holduntil=" + std::string(*m->params.holduntil);
+      if (m->xforwarded) log.events += " xforwarded";
       log.events += "\n";
     } else if (auto* r = std::get_if<rcpt_event>(&ev)) {
-      log.events += "rcpt " + path_text(r->forward_path) + "\n";
+      log.events += "rcpt " + path_text(r->forward_path);
+      if (r->params.rrvs)
+        log.events +=
+            " rrvs=" + std::string(r->params.rrvs->date_time) +
+            (r->params.rrvs->action != 0 ? std::string(";") + r->params.rrvs->action : "");
+      log.events += "\n";
+    } else if (auto* xc = std::get_if<xclient_event>(&ev)) {
+      log.events += "xclient" + xattr_text(xc->attributes) + "\n";
+    } else if (auto* xf = std::get_if<xforward_event>(&ev)) {
+      log.events += std::string("xforward") + (xf->initial ? " initial" : "") +
+                    xattr_text(xf->attributes) + "\n";
     } else if (auto* d = std::get_if<data_start_event>(&ev)) {
       log.events += d->bdat ? "data-start bdat\n" : "data-start\n";
     } else if (auto* e = std::get_if<data_end_event>(&ev)) {
@@ -466,6 +532,12 @@ TEST_CASE("server dialogues from RFC examples and attack classes", "[server][vec
   run_vector_file("server.md");
 }
 
+TEST_CASE(
+    "server dialogues: XCLIENT, XFORWARD, LIMITS, DELIVERBY, MT-PRIORITY, RRVS, FUTURERELEASE",
+    "[server][vectors][ext]") {
+  run_vector_file("server-ext.md");
+}
+
 namespace {
 
 // The basic code of the first reply the server sends after `setup`, when
@@ -500,11 +572,14 @@ TEST_CASE("transition table: every (state, command) pair gets the reply class of
                                "QUIT\r\n",
                                "STARTTLS\r\n",
                                "AUTH PLAIN AHUAcA==\r\n",
+                               "XCLIENT NAME=spike.porcupine.org\r\n",
+                               "XFORWARD NAME=spike.porcupine.org\r\n",
                                "FOO\r\n"};
   static_assert(sizeof(verbs) / sizeof(verbs[0]) == detail::server_verb_count, "one line per verb");
   for (int lmtp = 0; lmtp < 2; ++lmtp) {
-    server_config cfg = test::make_server_config(
-        {"tls=1", "chunking=1", "auth=PLAIN", "auth_plaintext=1", "max_errors=100"});
+    server_config cfg =
+        test::make_server_config({"tls=1", "chunking=1", "auth=PLAIN", "auth_plaintext=1",
+                                  "max_errors=100", "xclient=1", "xforward=1", "trusted=1"});
     cfg.lmtp = lmtp == 1;
     const std::string hello = lmtp ? "LHLO c.example\r\n" : "EHLO c.example\r\n";
     struct setup_case {
@@ -1233,4 +1308,212 @@ TEST_CASE("RFC 7628 error exchange: API checks, held reply, failure limit", "[se
   REQUIRE(std::holds_alternative<closed_event>(t.next_event()));
   CHECK(drain_output(t) ==
         "535 5.7.8 Bad token\r\n421 4.7.0 mx.example Too many authentication failures\r\n");
+}
+
+namespace {
+// The EHLO reply of a server with `cfg`, as the client side reads it.
+std::string ehlo_reply(const server_config& cfg) {
+  server s(cfg);
+  REQUIRE(std::holds_alternative<connect_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  drain_output(s);
+  REQUIRE(s.receive("EHLO c.example\r\n") > 0);
+  REQUIRE(std::holds_alternative<hello_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  return drain_output(s);
+}
+}  // namespace
+
+TEST_CASE("the EHLO lines of issue #9 read back through wire::parse_ehlo", "[server][ext]") {
+  server_config cfg = plain_config();
+  auto& x = cfg.extensions;
+  x.xclient = x.xforward = x.limits = x.rrvs = true;
+  x.deliverby = 300;
+  x.mt_priority = mt_priority_profile::nsep;
+  x.futurerelease_max_interval = 604800;
+  x.futurerelease_max_datetime = 1796533200;  // 2026-12-06T05:00:00Z
+  cfg.limits.max_transactions = 20;
+  cfg.limits.max_recipients = 50;
+  cfg.limits.max_recipient_domains = 7;
+  SECTION("trusted peer: everything offered") {
+    cfg.xclient_trusted = true;
+    const std::string out = ehlo_reply(cfg);
+    const auto reply = wire::parse_reply(out);
+    REQUIRE(reply);
+    const auto caps = wire::parse_ehlo(reply->lines);
+    REQUIRE(caps);
+    using wire::capability;
+    for (auto c : {capability::limits, capability::xclient, capability::xforward, capability::rrvs,
+                   capability::futurerelease, capability::deliverby, capability::mt_priority})
+      CHECK(caps->has(c));
+    CHECK(caps->limits == wire::limits_offer{50, 20, 7});
+    CHECK(caps->xclient == wire::all_xattrs(wire::xcommand::xclient));
+    CHECK(caps->xforward == wire::all_xattrs(wire::xcommand::xforward));
+    CHECK(caps->deliverby == 300);
+    CHECK(caps->mt_priority == "NSEP");
+    CHECK(caps->futurerelease_max_interval == 604800);
+    CHECK(caps->futurerelease_max_datetime == "2026-12-06T05:00:00Z");
+  }
+  SECTION("untrusted peer: no XCLIENT, no XFORWARD, the rest unchanged") {
+    const std::string out = ehlo_reply(cfg);
+    CHECK(out.find("XCLIENT") == std::string::npos);
+    CHECK(out.find("XFORWARD") == std::string::npos);
+    CHECK(out.find("LIMITS MAILMAX=20 RCPTMAX=50 RCPTDOMAINMAX=7\r\n") != std::string::npos);
+  }
+  SECTION("FUTURERELEASE with a date-time outside 1970..9999 or too long an interval is dropped") {
+    for (const auto& bad : {std::pair<std::uint32_t, std::int64_t>{604800, 0},
+                            {604800, -5},
+                            {604800, detail::date_time_seconds_max + 1},
+                            {1000000000u, 1796533200}}) {
+      x.futurerelease_max_interval = bad.first;
+      x.futurerelease_max_datetime = bad.second;
+      CHECK(ehlo_reply(cfg).find("FUTURERELEASE") == std::string::npos);
+      server s(cfg);
+      CHECK(s.config().extensions.futurerelease_max_interval == 0);
+    }
+    x.futurerelease_max_interval = 1;
+    x.futurerelease_max_datetime = detail::date_time_seconds_max;
+    CHECK(ehlo_reply(cfg).find("FUTURERELEASE 1 9999-12-31T23:59:59Z\r\n") != std::string::npos);
+  }
+  SECTION("a min-by-time beyond 9 digits turns DELIVERBY off; 999999999 is kept") {
+    x.deliverby = 1000000000u;
+    CHECK(ehlo_reply(cfg).find("DELIVERBY") == std::string::npos);
+    x.deliverby = 999999999u;
+    CHECK(ehlo_reply(cfg).find("DELIVERBY 999999999\r\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("RFC 3339 date-times: the engine's writer and reader agree with wire::is_date_time",
+          "[server][ext]") {
+  struct known {
+    std::int64_t t;
+    const char* text;
+  };
+  for (const known& k :
+       {known{1, "1970-01-01T00:00:01Z"}, known{951782400, "2000-02-29T00:00:00Z"},
+        known{1709164800, "2024-02-29T00:00:00Z"}, known{1796533200, "2026-12-06T05:00:00Z"},
+        known{4107542399, "2100-02-28T23:59:59Z"},
+        known{detail::date_time_seconds_max, "9999-12-31T23:59:59Z"}}) {
+    std::string s;
+    detail::append_date_time(s, k.t);
+    CHECK(s == k.text);
+    CHECK(detail::date_time_seconds(k.text, false) == k.t);
+  }
+  // Offsets, fractions and case.
+  CHECK(detail::date_time_seconds("2026-12-06T06:30:00+01:30", false) == 1796533200);
+  CHECK(detail::date_time_seconds("2026-12-06t03:00:00-02:00", false) == 1796533200);
+  CHECK(detail::date_time_seconds("2026-12-06T05:00:00.000z", true) == 1796533200);
+  CHECK(detail::date_time_seconds("2026-12-06T05:00:00.25Z", false) == 1796533200);
+  CHECK(detail::date_time_seconds("2026-12-06T05:00:00.25Z", true) == 1796533201);
+  CHECK(detail::date_time_seconds("0000-01-01T00:00:00Z", false) < 0);
+  std::uint64_t seed = 12345;
+  for (int i = 0; i < 20000; ++i) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    const std::int64_t t =
+        1 + static_cast<std::int64_t>((seed >> 11) %
+                                      static_cast<std::uint64_t>(detail::date_time_seconds_max));
+    std::string s;
+    detail::append_date_time(s, t);
+    INFO(s);
+    REQUIRE(wire::is_date_time(s));
+    REQUIRE(detail::date_time_seconds(s, true) == t);
+  }
+}
+
+TEST_CASE("RCPTDOMAINMAX sizes its table once; transactions do not grow memory", "[server][ext]") {
+  server_config cfg = plain_config();
+  const std::size_t base = server(cfg).memory_reserved();
+  cfg.limits.max_recipient_domains = 10;
+  CHECK(server(cfg).memory_reserved() == base + 10 * sizeof(std::uint64_t));
+  cfg.limits.max_recipients = 4;  // never more domains than recipients
+  CHECK(server(cfg).memory_reserved() == base + 4 * sizeof(std::uint64_t));
+  cfg.extensions.limits = true;
+  cfg.extensions.xclient = cfg.extensions.xforward = true;
+  cfg.xclient_trusted = true;
+  cfg.limits.max_recipients = 100;
+  server s(cfg);
+  REQUIRE(std::holds_alternative<connect_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  std::size_t reserved = 0;
+  for (int round = 0; round < 4; ++round) {
+    std::string tx = "EHLO c.example\r\nXFORWARD NAME=up.example\r\nMAIL FROM:<a@c.example>\r\n";
+    for (int d = 0; d < 12; ++d)
+      tx += "RCPT TO:<u@d" + std::to_string(d) + ".example>\r\n";
+    tx += "DATA\r\nhi\r\n.\r\nXCLIENT NAME=spike.porcupine.org\r\n";
+    std::string_view rest = tx;
+    std::size_t refused = 0, xforwarded = 0;
+    while (!rest.empty()) {
+      rest.remove_prefix(s.receive(rest));
+      for (;;) {
+        const auto ev = s.next_event();
+        if (auto* r = std::get_if<rejected_event>(&ev)) refused += r->code == 452 ? 1 : 0;
+        if (auto* m = std::get_if<mail_event>(&ev)) xforwarded += m->xforwarded ? 1 : 0;
+        if (s.awaiting_decision()) {
+          REQUIRE(s.accept() == errc::ok);
+          continue;
+        }
+        drain_output(s);
+        if (std::holds_alternative<std::monostate>(ev)) break;
+      }
+    }
+    CHECK(refused == 2);  // d10 and d11
+    CHECK(xforwarded == 1);
+    CHECK(s.state() == server_state::awaiting_hello);  // after XCLIENT
+    if (round == 0) reserved = s.memory_reserved();
+    CHECK(s.memory_reserved() == reserved);
+  }
+}
+
+TEST_CASE("XCLIENT/XFORWARD decisions: reply checks, views, state after each verdict",
+          "[server][ext]") {
+  server_config cfg = plain_config();
+  cfg.extensions.xclient = cfg.extensions.xforward = true;
+  cfg.xclient_trusted = true;
+  server s(cfg);
+  REQUIRE(std::holds_alternative<connect_event>(s.next_event()));
+  REQUIRE(s.accept() == errc::ok);
+  drain_output(s);
+  REQUIRE(s.receive("XCLIENT NAME=a+2Eexample ADDR=[UNAVAILABLE]\r\nXFORWARD PORT=25\r\n") > 0);
+  auto ev = s.next_event();
+  REQUIRE(std::holds_alternative<xclient_event>(ev));
+  const auto& a = std::get<xclient_event>(ev).attributes;
+  CHECK(a.value(wire::xattr::name) == "a+2Eexample");  // raw xtext
+  CHECK(a.get(wire::xattr::addr) == wire::xvalue_kind::unavailable);
+  CHECK(a.get(wire::xattr::port) == wire::xvalue_kind::absent);
+  CHECK(s.pending_decision() == server_decision::xclient);
+  CHECK(s.accept(server_reply{250, "", "Ok"}) == errc::api_value_invalid);
+  CHECK(s.accept(server_reply{221, "", "bye"}) == errc::api_value_invalid);
+  CHECK(s.output().empty());
+  REQUIRE(s.accept(server_reply{220, "", "mx.example ESMTP as spike.porcupine.org"}) == errc::ok);
+  CHECK(drain_output(s) == "220 mx.example ESMTP as spike.porcupine.org\r\n");
+  CHECK(s.state() == server_state::awaiting_hello);
+  ev = s.next_event();
+  REQUIRE(std::holds_alternative<xforward_event>(ev));
+  CHECK(std::get<xforward_event>(ev).initial);
+  CHECK(std::get<xforward_event>(ev).attributes.value(wire::xattr::port) == "25");
+  REQUIRE(s.reject(server_reply{554, "5.7.1", "Not from you"}) == errc::ok);
+  CHECK(drain_output(s) == "554 5.7.1 Not from you\r\n");
+  CHECK_FALSE(s.closed());
+  REQUIRE(s.receive("XFORWARD PORT=26\r\n") > 0);
+  REQUIRE(std::holds_alternative<xforward_event>(s.next_event()));
+  REQUIRE(s.temp_fail() == errc::ok);
+  CHECK(drain_output(s) == "421 4.3.0 mx.example Unable to proceed, closing connection\r\n");
+  CHECK(s.closed());
+  const auto closed = s.next_event();
+  REQUIRE(std::holds_alternative<closed_event>(closed));
+  CHECK(std::get<closed_event>(closed).reason == close_reason::xcommand_refused);
+}
+
+TEST_CASE("errc values of the server's parameter checks: names and replies", "[server][ext]") {
+  for (auto e : {errc::by_time_below_minimum, errc::holdfor_too_long, errc::holduntil_too_late}) {
+    CHECK(to_string(e) != "unknown");
+    CHECK(reply_for(e).code == 501);
+    CHECK(reply_for(e).enhanced == "5.5.4");
+  }
+  for (auto r : {close_reason::too_many_transactions, close_reason::xcommand_refused})
+    CHECK(to_string(r) != "unknown");
+  for (auto p : {mt_priority_profile::unnamed, mt_priority_profile::mixer,
+                 mt_priority_profile::stanag4406, mt_priority_profile::nsep})
+    CHECK(ehlo_line(p).rfind("MT-PRIORITY", 0) == 0);
+  CHECK(ehlo_line(mt_priority_profile::off).empty());
 }

@@ -508,8 +508,10 @@ class sender {
                      first_line(r->reply).c_str());
       }
     } else if (std::holds_alternative<ev::send_content>(e)) {
+      // Once per transaction: a message split by the server's LIMITS is sent again in full.
       t_.begin_content();
       in_content_ = true;
+      pos_ = 0;
       push_content(c);
     } else if (auto* d = std::get_if<ev::delivery>(&e)) {
       if (!d->delivered) {

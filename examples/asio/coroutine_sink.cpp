@@ -111,6 +111,9 @@ asio::awaitable<bool> deliver(tcp::endpoint to) {
                (std::holds_alternative<std::monostate>(e) &&
                 c.state() == smtpwire::client_state::content)) {
       // Streams what fits; called again (monostate) once the output drained.
+      // A new send_content starts the message again (each transaction of a
+      // message that LIMITS split takes the whole content).
+      if (std::holds_alternative<ev::send_content>(e)) pos = 0;
       while (pos < message.size()) {
         const auto n = c.send_content(message.substr(pos));
         if (!n || *n == 0) break;

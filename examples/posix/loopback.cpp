@@ -68,6 +68,9 @@ int main() {
       } else if (std::holds_alternative<ev::send_content>(e) ||
                  (std::holds_alternative<std::monostate>(e) &&
                   c.state() == smtpwire::client_state::content)) {
+        // A new send_content starts the message again (each transaction of a
+        // message that LIMITS split takes the whole content).
+        if (std::holds_alternative<ev::send_content>(e)) pos = 0;
         // Streams what fits; called again (monostate) once output drained.
         while (pos < message.size()) {
           const auto n = c.send_content(message.substr(pos));

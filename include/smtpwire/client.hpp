@@ -74,7 +74,46 @@
 //
 // DSN (RFC 3461): envelope::ret, envelope::envid and envelope::dsn (NOTIFY,
 // ORCPT) are written by wire/params.hpp's writers, with ENVID and ORCPT
-// xtext-encoded by the engine, only when the server offers DSN.
+// xtext-encoded by the engine, only when the server offers DSN. The same
+// holds for BY (RFC 2852 DELIVERBY), MT-PRIORITY (RFC 6710), RRVS (RFC 7293,
+// per recipient) and HOLDFOR / HOLDUNTIL (RFC 4865 FUTURERELEASE): validated,
+// and refused before anything is sent when the server does not offer the
+// extension (errc::*_not_offered), except that
+// client_config::drop_optional_params_when_not_offered sends the message
+// without those whose RFC allows relaying without them (MT-PRIORITY, BY in
+// N mode, RRVS with the C action) — never BY in R mode, RRVS without C, or
+// a release time.
+//
+// LIMITS (RFC 9422). One send_mail() is one message; it may take several
+// transactions. Each transaction carries at most RCPTMAX recipients (and
+// client_config::max_recipients), from at most RCPTDOMAINMAX distinct
+// domains, picked in envelope order (a recipient whose domain would exceed
+// RCPTDOMAINMAX waits for a later transaction); the engine opens the next
+// transaction itself after the previous one ends, and the application
+// streams the same content again on each send_content event (its
+// `transaction` counts them). MAILMAX bounds the MAIL commands of the
+// connection: send_mail() refuses with errc::mailmax_reached when none is
+// left, and a message that needs more transactions than remain ends early.
+// Accounting: every recipient of the message gets exactly one recipient
+// event, or is listed in the one recipients_not_attempted event that comes
+// before the message's last event (ready, closed or error) — when MAILMAX
+// is used up, when the server refused MAIL (or XFORWARD) for a transaction
+// (recipients of that and later transactions), when the output was not
+// drained enough to open the next transaction, or when the session ended.
+// A recipient event with accepted == true followed by message_accepted for
+// its transaction is a delivery; nothing is silently dropped.
+//
+// XCLIENT and XFORWARD (Postfix XCLIENT_README, XFORWARD_README).
+// client_config::xclient is sent once per connection after the (TLS) EHLO,
+// when the server lists XCLIENT, with only the attributes it lists
+// (wire::write_xcommands splits them over lines of at most 512 octets); each
+// line must get 220 (anything else fails the session with
+// errc::xclient_refused and QUIT) and EHLO is sent again after the last.
+// XFORWARD (envelope::xforward, else client_config::xforward) goes before
+// each transaction's MAIL when the server lists XFORWARD; each line must get
+// 250 before MAIL is sent (never pipelined with MAIL, so that a refused
+// XFORWARD can never leave a transaction open): a refusal ends the message
+// (message_rejected, stage xforward; its recipients not attempted).
 #ifndef SMTPWIRE_CLIENT_HPP
 #define SMTPWIRE_CLIENT_HPP
 
@@ -103,6 +142,7 @@
 #include "smtpwire/wire/path.hpp"
 #include "smtpwire/wire/reply.hpp"
 #include "smtpwire/wire/sasl.hpp"
+#include "smtpwire/wire/xclient.hpp"
 #include "smtpwire/wire/xtext.hpp"
 
 namespace smtpwire {
@@ -178,9 +218,26 @@ struct client_config {
   /// the envelope's DSN parameters (RET, ENVID, NOTIFY, ORCPT) instead of
   /// refusing it with errc::dsn_not_offered. Default false.
   bool drop_dsn_when_not_offered = false;
+  /// When the server does not offer their extension, send the message
+  /// without MT-PRIORITY (RFC 6710), without BY in N mode (RFC 2852 §5: the
+  /// message is relayed, a "relayed" DSN is the relaying MTA's business) and
+  /// without RRVS when every recipient's action is C (RFC 7293 §3: continue),
+  /// instead of refusing it (errc::mt_priority_not_offered,
+  /// deliverby_not_offered, rrvs_not_offered). BY in R mode, RRVS without C,
+  /// HOLDFOR and HOLDUNTIL are always refused then. Default false.
+  bool drop_optional_params_when_not_offered = false;
+  /// XCLIENT attributes (decoded values; kind absent = not sent), sent once
+  /// per connection when the server lists XCLIENT, only those it lists. The
+  /// views must outlive the engine; a value wire::write_xcommands refuses
+  /// makes config_error() api_value_invalid. Default: none.
+  wire::xattributes xclient{};
+  /// XFORWARD attributes for every transaction whose envelope::xforward is
+  /// nullptr; same rules as xclient. Default: none.
+  wire::xattributes xforward{};
   /// Reply limits (line length, lines, bytes per reply; see reply_options).
   wire::reply_options reply;
-  /// Most recipients in one transaction; RFC 5321 §4.5.3.1.8 requires a
+  /// Most recipients in one envelope, and in one transaction (the server's
+  /// LIMITS RCPTMAX may lower the latter); RFC 5321 §4.5.3.1.8 requires a
   /// server to accept at least 100.
   std::size_t max_recipients = 100;  ///< default 100; RFC 5321 §4.5.3.1.8 minimum 100
   /// Octets the engine buffers from receive() before the caller pulls events.
@@ -202,8 +259,10 @@ enum class client_state : std::uint8_t {
   ehlo,           ///< EHLO (LMTP: LHLO) sent
   helo,           ///< HELO sent (EHLO refused, policy allows it)
   starttls,       ///< STARTTLS sent
+  xclient,        ///< an XCLIENT line sent (Postfix XCLIENT_README: 220 expected)
   auth,           ///< AUTH or a SASL response sent
   ready,          ///< idle: send_mail, authenticate, command or quit may be called
+  xforward,       ///< an XFORWARD line sent before a transaction's MAIL (250 expected)
   mail,           ///< waiting for the reply to MAIL
   rcpt,           ///< waiting for the reply to a RCPT
   data,           ///< waiting for the 354 to DATA
@@ -218,7 +277,7 @@ enum class client_state : std::uint8_t {
 };
 
 /// Number of client_state values.
-inline constexpr std::size_t client_state_count = 18;
+inline constexpr std::size_t client_state_count = 20;
 
 /// The state's name ("awaiting" positions are named after what was sent).
 constexpr std::string_view to_string(client_state s) noexcept {
@@ -233,10 +292,14 @@ constexpr std::string_view to_string(client_state s) noexcept {
       return "helo";
     case client_state::starttls:
       return "starttls";
+    case client_state::xclient:
+      return "xclient";
     case client_state::auth:
       return "auth";
     case client_state::ready:
       return "ready";
+    case client_state::xforward:
+      return "xforward";
     case client_state::mail:
       return "mail";
     case client_state::rcpt:
@@ -351,15 +414,19 @@ using ro = reply_outcome;
 // command". RFC 3030 §2: each BDAT chunk gets a 2yz, 4yz or 5yz reply.
 // RFC 5321 §4.1.1.10: "The receiver MUST send a "221 OK" reply" to QUIT,
 // and nothing may follow it, so every reply to QUIT ends the session.
+// XCLIENT_README: XCLIENT gets 220 (the new greeting) or 4yz/5yz; XFORWARD
+// gets 250 or 4yz/5yz, like MAIL.
 inline constexpr reply_outcome client_table[client_state_count][reply_class_count] = {
     /* tls_handshake */ {ro::injection, ro::injection, ro::injection, ro::injection, ro::injection},
     /* greeting */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* ehlo     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* helo     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* starttls */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
+    /* xclient  */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* auth     */ {ro::accepted, ro::intermediate, ro::refused, ro::refused, ro::closing},
     /* ready    */
     {ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::unsolicited, ro::closing},
+    /* xforward */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* mail     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* rcpt     */ {ro::accepted, ro::unexpected, ro::refused, ro::refused, ro::closing},
     /* data     */ {ro::unexpected, ro::accepted, ro::refused, ro::refused, ro::closing},
@@ -587,6 +654,35 @@ struct envelope {
   /// entries, or nullptr for none; checked as mail_params, with
   /// wire::parse_rcpt_params.
   const std::string_view* rcpt_params = nullptr;
+  /// BY (RFC 2852 §4): time in seconds, |time| <= 999999999, greater than
+  /// zero in R mode and not below the server's DELIVERBY min-by-time then
+  /// (errc::param_value_invalid otherwise). Needs the server's DELIVERBY
+  /// (errc::deliverby_not_offered; see drop_optional_params_when_not_offered).
+  std::optional<wire::deliver_by> by;
+  /// MT-PRIORITY (RFC 6710 §3): -9..9 (errc::param_value_invalid otherwise).
+  /// Needs the server's MT-PRIORITY (errc::mt_priority_not_offered).
+  std::optional<int> mt_priority;
+  /// RRVS (RFC 7293 §3) per recipient: recipient_count entries or nullptr;
+  /// an entry with an empty date_time sends none. date_time is an RFC 3339
+  /// date-time, action 0 (none), 'R' or 'C' (errc::param_value_invalid
+  /// otherwise). Needs the server's RRVS (errc::rrvs_not_offered).
+  const wire::rrvs_param* rrvs = nullptr;
+  /// HOLDFOR (RFC 4865 §3): seconds to hold the message, at most 999999999
+  /// and at most the server's max-future-release-interval
+  /// (errc::param_value_invalid). Needs the server's FUTURERELEASE
+  /// (errc::futurerelease_not_offered); never with holduntil
+  /// (errc::param_conflict).
+  std::optional<std::uint32_t> holdfor;
+  /// HOLDUNTIL (RFC 4865 §3): an RFC 3339 date-time (errc::param_value_invalid
+  /// otherwise); empty sends none. Needs FUTURERELEASE, like holdfor. Its
+  /// comparison with the server's max-future-release-date-time is left to
+  /// the server.
+  std::string_view holduntil;
+  /// XFORWARD attributes for this message's transactions, or nullptr for
+  /// client_config::xforward. Checked by send_mail() (the xclient.hpp
+  /// errors); sent only when the server lists XFORWARD, only the attributes
+  /// it lists.
+  const wire::xattributes* xforward = nullptr;
 };
 
 /// Which step of a transaction failed (message_rejected).
@@ -595,9 +691,10 @@ enum class rejection_stage : std::uint8_t {
   recipients,  ///< no recipient accepted
   data,        ///< DATA refused
   content,     ///< the reply to the end of data was negative
+  xforward,    ///< XFORWARD refused (before MAIL)
 };
 
-/// "mail", "recipients", "data" or "content".
+/// "mail", "recipients", "data", "content" or "xforward".
 constexpr std::string_view to_string(rejection_stage s) noexcept {
   switch (s) {
     case rejection_stage::mail:
@@ -608,6 +705,30 @@ constexpr std::string_view to_string(rejection_stage s) noexcept {
       return "data";
     case rejection_stage::content:
       return "content";
+    case rejection_stage::xforward:
+      return "xforward";
+  }
+  return "unknown";
+}
+
+/// Why recipients of a message were not attempted.
+enum class not_attempted_reason : std::uint8_t {
+  transaction_limit,    ///< the server's LIMITS MAILMAX (RFC 9422) is used up
+  transaction_refused,  ///< MAIL (or XFORWARD) refused: see the message_rejected before
+  output_full,          ///< output() was not drained enough to open the next transaction
+  session_ended,        ///< 421, or a fatal error, before these recipients were answered
+};
+/// "transaction_limit", "transaction_refused", "output_full" or "session_ended".
+constexpr std::string_view to_string(not_attempted_reason r) noexcept {
+  switch (r) {
+    case not_attempted_reason::transaction_limit:
+      return "transaction_limit";
+    case not_attempted_reason::transaction_refused:
+      return "transaction_refused";
+    case not_attempted_reason::output_full:
+      return "output_full";
+    case not_attempted_reason::session_ended:
+      return "session_ended";
   }
   return "unknown";
 }
@@ -646,9 +767,12 @@ struct recipient {
   bool accepted;             ///< 2yz (250, 251, 252)
   wire::reply_view reply;
 };
-/// DATA got 354 and at least one recipient was accepted: call
-/// send_content() with the message, then end_content().
-struct send_content {};
+/// DATA got 354 (BDAT: the RCPT replies are in) and at least one recipient
+/// was accepted: call send_content() with the message, then end_content().
+/// Under LIMITS the same message is streamed once per transaction.
+struct send_content {
+  std::size_t transaction = 0;  ///< 0 for the message's first transaction, then 1, 2, …
+};
 /// LMTP only (RFC 2033 §4.2): the reply for one accepted recipient after
 /// the content, in recipient order; message_accepted or message_rejected
 /// (stage content) follows the last one.
@@ -675,6 +799,22 @@ struct command_reply {
   wire::verb verb;
   wire::reply_view reply;
 };
+/// Recipients of the message that got no recipient event: their RCPT was
+/// never sent or never answered within an open transaction. Send them again
+/// (another connection for transaction_limit). Comes once, before the
+/// message's last event.
+struct recipients_not_attempted {
+  /// Indices into envelope::recipients, ascending; valid until the next
+  /// call on the engine.
+  const std::uint32_t* indices;
+  std::size_t count;  ///< >= 1
+  not_attempted_reason reason;
+};
+/// XCLIENT took effect: its last line got 220 (Postfix XCLIENT_README);
+/// EHLO has been sent again.
+struct xclient_accepted {
+  wire::reply_view reply;
+};
 /// The session ended: 221 to QUIT, or 421 at any time. Close the connection.
 struct closed {
   wire::reply_view reply;
@@ -694,7 +834,8 @@ using client_event =
                  client_events::start_tls, client_events::ready, client_events::auth_result,
                  client_events::recipient, client_events::send_content, client_events::delivery,
                  client_events::message_accepted, client_events::message_rejected,
-                 client_events::command_reply, client_events::closed, client_events::error>;
+                 client_events::command_reply, client_events::closed, client_events::error,
+                 client_events::recipients_not_attempted, client_events::xclient_accepted>;
 
 // ---------------------------------------------------------------------------
 // The engine
@@ -717,7 +858,9 @@ class client {
   void reset() noexcept;
 
   /// errc::api_value_invalid when client_config::local_name is not a domain
-  /// or address literal (then the engine is in state failed), else errc::ok.
+  /// or address literal, or client_config::xclient / xforward holds a value
+  /// wire::write_xcommands refuses (then the engine is in state failed), else
+  /// errc::ok.
   errc config_error() const noexcept { return config_error_; }
 
   // -- bytes in, events out --------------------------------------------------
@@ -778,10 +921,13 @@ class client {
   /// authenticate(mech), auth_not_offered when no mechanism fits.
   errc authenticate(const credentials& c);
 
-  /// Starts a transaction: MAIL, RCPT for each recipient, DATA — in one
-  /// flight when PIPELINING is offered and enabled (with BDAT: MAIL and the
-  /// RCPTs; the chunks follow the RCPT replies). Allowed in ready. All
-  /// checks happen before anything is written (nothing is sent on error):
+  /// Starts a message: [XFORWARD…], MAIL, RCPT for each recipient, DATA —
+  /// in one flight when PIPELINING is offered and enabled (with BDAT: MAIL
+  /// and the RCPTs; the chunks follow the RCPT replies), and under LIMITS
+  /// as many transactions as RCPTMAX / RCPTDOMAINMAX need (see the top
+  /// comment). Allowed in ready. All checks happen before anything is
+  /// written (nothing is sent on error): mailmax_reached (the server's
+  /// MAILMAX is used up on this connection);
   /// api_bad_state (state, or output full), api_value_invalid (no or too
   /// many recipients, an ENVID that is not printable US-ASCII), the
   /// path.hpp errors for a bad address, command_value_invalid for
@@ -791,7 +937,10 @@ class client {
   /// ENVID or ORCPT, …), message_too_big, data_8bit_not_offered,
   /// data_binary_not_offered (BINARYMIME without the server's CHUNKING and
   /// BINARYMIME), dsn_not_offered, utf8_not_allowed,
-  /// requiretls_not_offered.
+  /// requiretls_not_offered, deliverby_not_offered, mt_priority_not_offered,
+  /// rrvs_not_offered, futurerelease_not_offered, param_value_invalid and
+  /// param_conflict for the values of BY, MT-PRIORITY, RRVS, HOLDFOR and
+  /// HOLDUNTIL, the xclient.hpp errors for envelope::xforward.
   errc send_mail(const envelope& env);
 
   /// Streams message octets after the send_content event. DATA: dot-stuffed
@@ -846,15 +995,35 @@ class client {
   const wire::capabilities& capabilities() const noexcept { return ehlo_.value(); }
   /// True after a 235 to AUTH.
   bool authenticated() const noexcept { return authenticated_; }
+  /// MAIL commands sent on this connection (what the server's LIMITS
+  /// MAILMAX counts).
+  std::size_t transactions() const noexcept { return mails_sent_; }
   /// Octets allocated by the constructor for all buffers.
   std::size_t buffer_capacity() const noexcept {
     return in_.capacity() + out_.capacity() + caps_buf_.capacity() + scratch_.capacity() +
            reader_.buffer_capacity() + pending_.capacity() * sizeof(pending) +
-           accepted_index_.capacity() * sizeof(std::uint32_t);
+           (accepted_index_.capacity() + batch_.capacity() + domains_.capacity() +
+            unattempted_.capacity()) *
+               sizeof(std::uint32_t) +
+           rstate_.capacity();
   }
 
  private:
-  enum class kind : std::uint8_t { mail, rcpt, data, bdat, data_end, discard_end, rset, command };
+  enum class kind : std::uint8_t {
+    xforward,
+    mail,
+    rcpt,
+    data,
+    bdat,
+    data_end,
+    discard_end,
+    rset,
+    command
+  };
+  // Per recipient of the message (rstate_).
+  static constexpr std::uint8_t rs_waiting = 0;   // in no transaction yet
+  static constexpr std::uint8_t rs_batched = 1;   // in the current transaction
+  static constexpr std::uint8_t rs_reported = 2;  // its recipient event was emitted
   // Room kept for a chunk's BDAT command line, written when the chunk is
   // sealed (wire::bdat_command holds at most 31 octets).
   static constexpr std::size_t chunk_gap = 32;
@@ -870,6 +1039,8 @@ class client {
     wait_started_ = false;
   }
   void push_event(const client_event& e) noexcept {
+    // Sized for the most one reply can cause (e.g. delivery,
+    // message_accepted, recipients_not_attempted, ready).
     if (ev_count_ < events_.size()) events_[(ev_head_ + ev_count_++) % events_.size()] = e;
   }
   void fail(errc e, wire::reply_view r = {}, bool send_quit = false);
@@ -887,7 +1058,20 @@ class client {
   void handle_auth(reply_outcome o, const wire::reply_view& r);
   void handle_txn(reply_outcome o, const wire::reply_view& r);
   bool send_next_txn_command();
+  errc write_mail(const envelope& env);
   errc write_rcpt(const envelope& env, std::size_t i);
+  std::size_t rcpt_estimate(const envelope& env, std::size_t i) const noexcept;
+  std::size_t txn_recipient_cap() const noexcept;
+  bool mailmax_reached() const noexcept;
+  void plan_batch();
+  void open_transaction();
+  void write_flight(bool written);
+  void end_transaction();
+  void finish_message(not_attempted_reason why);
+  void report_unattempted(not_attempted_reason why) noexcept;
+  const wire::xattributes* xforward_of(const envelope& env) const noexcept;
+  void send_x_line();
+  static bool has_attributes(const wire::xattributes& x) noexcept { return !x.empty(); }
   void follow_pending() noexcept;
   std::size_t visible_end() const noexcept {
     return chunk_at_ == no_chunk ? out_.size() : chunk_at_;
@@ -930,7 +1114,7 @@ class client {
   wire::ehlo_reader ehlo_;
   std::string scratch_;
 
-  std::array<client_event, 4> events_{};
+  std::array<client_event, 8> events_{};
   std::size_t ev_head_ = 0, ev_count_ = 0;
 
   std::vector<pending> pending_;
@@ -948,6 +1132,23 @@ class client {
   wire::data_encoder encoder_;
   wire::path_options path_opt_{};
   bool use_dsn_ = false;  // this transaction sends its DSN parameters
+  bool use_by_ = false, use_mt_priority_ = false, use_rrvs_ = false;  // dropped when false
+
+  // the message's transactions (LIMITS, RFC 9422)
+  std::vector<std::uint8_t> rstate_;        // rs_* per recipient of the message
+  std::vector<std::uint32_t> batch_;        // the current transaction's recipients, in order
+  std::vector<std::uint32_t> domains_;      // one recipient per distinct domain of batch_
+  std::vector<std::uint32_t> unattempted_;  // what recipients_not_attempted lists
+  std::size_t waiting_ = 0;                 // recipients in no transaction yet
+  std::size_t rcpt_replied_ = 0;            // RCPT replies of the current transaction
+  std::size_t transaction_ = 0;             // the current transaction's number in the message
+  std::size_t mails_sent_ = 0;              // MAIL commands on this connection
+  bool in_message_ = false;                 // between send_mail() and the message's end
+  bool stop_message_ = false;               // MAIL or XFORWARD refused: no further transaction
+
+  // XCLIENT / XFORWARD lines, written into scratch_ and sent one at a time
+  std::size_t x_pos_ = 0;
+  bool xclient_done_ = false;
 
   // BDAT (RFC 3030)
   bool bdat_ = false;                // this transaction sends its content with BDAT
@@ -989,10 +1190,16 @@ inline client::client(const client_config& cfg)
   in_.reserve(cfg_.input_buffer);
   out_.reserve(cfg_.output_buffer);
   caps_buf_.reserve(reader_.options().max_reply_bytes);
-  // A SASL message: the largest OAuth token and its framing, then base64.
-  scratch_.reserve(2 * wire::sasl::options{}.max_token + 1024);
+  // A SASL message: the largest OAuth token and its framing, then base64;
+  // at least the XCLIENT / XFORWARD lines (one per attribute at worst, each
+  // at most 512 octets).
+  scratch_.reserve(std::max<std::size_t>(2 * wire::sasl::options{}.max_token + 1024, 8192));
   pending_.reserve(cfg_.max_recipients + 4);
   accepted_index_.reserve(cfg_.max_recipients);
+  rstate_.reserve(cfg_.max_recipients);
+  batch_.reserve(cfg_.max_recipients);
+  domains_.reserve(cfg_.max_recipients);
+  unattempted_.reserve(cfg_.max_recipients);
   // EHLO takes a domain or an address literal (RFC 5321 §4.1.1.1).
   if (!local_name_.empty() && local_name_.front() == '[') {
     const auto lit = wire::parse_address_literal(local_name_);
@@ -1003,12 +1210,24 @@ inline client::client(const client_config& cfg)
   probe.domain = local_name_;
   probe.domain_kind = local_kind_;
   const std::size_t old = out_.size();
-  if (wire::write_command(out_, probe) != errc::ok) {
+  bool bad = wire::write_command(out_, probe) != errc::ok;
+  out_.resize(old);
+  // XCLIENT / XFORWARD values, checked once against every attribute name.
+  std::size_t lines = 0;
+  if (has_attributes(cfg_.xclient) &&
+      wire::write_xcommands(scratch_, wire::xcommand::xclient, cfg_.xclient, 0xffff, lines) !=
+          errc::ok)
+    bad = true;
+  if (has_attributes(cfg_.xforward) &&
+      wire::write_xcommands(scratch_, wire::xcommand::xforward, cfg_.xforward, 0xffff, lines) !=
+          errc::ok)
+    bad = true;
+  scratch_.clear();
+  if (bad) {
     config_error_ = errc::api_value_invalid;
     error_ = errc::api_value_invalid;
     state_ = client_state::failed;
   }
-  out_.resize(old);
 }
 
 inline void client::reset() noexcept {
@@ -1038,6 +1257,14 @@ inline void client::reset() noexcept {
   bdat_ = false;
   chunk_at_ = no_chunk;
   wait_started_ = false;
+  rstate_.clear();
+  batch_.clear();
+  domains_.clear();
+  unattempted_.clear();
+  waiting_ = rcpt_replied_ = transaction_ = mails_sent_ = 0;
+  in_message_ = stop_message_ = false;
+  x_pos_ = 0;
+  xclient_done_ = false;
 }
 
 inline std::chrono::seconds client::timeout_of(client_state s) const noexcept {
@@ -1045,6 +1272,7 @@ inline std::chrono::seconds client::timeout_of(client_state s) const noexcept {
     case client_state::greeting:
       return cfg_.timeouts.greeting;
     case client_state::mail:
+    case client_state::xforward:
       return cfg_.timeouts.mail;
     case client_state::rcpt:
       return cfg_.timeouts.rcpt;
@@ -1101,6 +1329,7 @@ inline void client::check_time(time_point now) noexcept {
 
 inline void client::fail(errc e, wire::reply_view r, bool send_quit) {
   if (state_ == client_state::failed) return;
+  report_unattempted(not_attempted_reason::session_ended);
   error_ = e;
   state_ = client_state::failed;
   drop_chunk();
@@ -1202,6 +1431,7 @@ inline void client::handle(const wire::reply_view& r) {
       drop_chunk();
       pending_.clear();
       pend_head_ = 0;
+      report_unattempted(not_attempted_reason::session_ended);
       set_state(client_state::closed);
       push_event(client_events::closed{r});
       return;
@@ -1224,6 +1454,7 @@ inline void client::handle(const wire::reply_view& r) {
     case client_state::ehlo:
     case client_state::helo:
     case client_state::starttls:
+    case client_state::xclient:
       handle_setup(o, r);
       return;
     case client_state::auth:
@@ -1282,7 +1513,32 @@ inline void client::after_ehlo() {
     fail(extended_ ? errc::tls_not_offered : errc::tls_helo_only, {}, true);
     return;
   }
+  // XCLIENT_README: once per connection, after the EHLO that counts (over
+  // TLS when TLS is wanted), only the attributes the server lists.
+  if (!xclient_done_ && extended_ && has_attributes(cfg_.xclient) &&
+      ehlo_.value().has(wire::capability::xclient)) {
+    scratch_.clear();
+    std::size_t lines = 0;
+    const errc e = wire::write_xcommands(scratch_, wire::xcommand::xclient, cfg_.xclient,
+                                         ehlo_.value().xclient, lines);
+    if (e == errc::ok && lines != 0) {
+      x_pos_ = 0;
+      send_x_line();
+      set_state(client_state::xclient);
+      return;
+    }
+    scratch_.clear();  // none of our attributes is listed: nothing to send
+  }
   become_ready();
+}
+
+inline void client::send_x_line() {
+  // One line of those write_xcommands left in scratch_ (each ends in CRLF).
+  const std::size_t eol = scratch_.find("\r\n", x_pos_);
+  const std::size_t end = eol == std::string::npos ? scratch_.size() : eol + 2;
+  out_.append(scratch_, x_pos_, end - x_pos_);
+  x_pos_ = end;
+  if (x_pos_ >= scratch_.size()) scratch_.clear();
 }
 
 inline void client::handle_setup(reply_outcome o, const wire::reply_view& r) {
@@ -1337,6 +1593,23 @@ inline void client::handle_setup(reply_outcome o, const wire::reply_view& r) {
       }
       // Opportunistic: carry on in clear with what the EHLO said.
       become_ready();
+      return;
+    case client_state::xclient:
+      // XCLIENT_README: success is the 220 greeting of a new session; any
+      // other reply leaves the server's idea of the client unknown.
+      if (o != reply_outcome::accepted || r.code() != 220) {
+        scratch_.clear();
+        fail(errc::xclient_refused, r, true);
+        return;
+      }
+      if (x_pos_ != 0 && !scratch_.empty()) {
+        send_x_line();
+        set_state(client_state::xclient);
+        return;
+      }
+      xclient_done_ = true;
+      push_event(client_events::xclient_accepted{r});
+      send_ehlo();
       return;
     default:
       return;
@@ -1525,6 +1798,31 @@ inline void client::handle_auth(reply_outcome o, const wire::reply_view& r) {
 
 // ---- transactions ---------------------------------------------------------------
 
+inline std::size_t client::rcpt_estimate(const envelope& env, std::size_t i) const noexcept {
+  return 16 + env.recipients[i].size() +
+         (env.rcpt_params != nullptr ? env.rcpt_params[i].size() + 1 : 0) +
+         (env.dsn != nullptr ? 48 + env.dsn[i].orcpt_type.size() + 3 * env.dsn[i].orcpt.size()
+                             : 0) +
+         (env.rrvs != nullptr ? 16 + env.rrvs[i].date_time.size() : 0);
+}
+
+inline std::size_t client::txn_recipient_cap() const noexcept {
+  // RFC 9422 §4.2: RCPTMAX is the most RCPT commands per transaction.
+  const wire::capabilities& caps = ehlo_.value();
+  std::size_t cap = cfg_.max_recipients;
+  if (caps.has(wire::capability::limits) && caps.limits.rcptmax != 0 && caps.limits.rcptmax < cap)
+    cap = caps.limits.rcptmax;
+  return cap;
+}
+
+inline bool client::mailmax_reached() const noexcept {
+  // RFC 9422 §4.1: MAILMAX is the most transactions (MAIL commands) per
+  // session; counted over the whole connection, which never exceeds it.
+  const wire::capabilities& caps = ehlo_.value();
+  return caps.has(wire::capability::limits) && caps.limits.mailmax != 0 &&
+         mails_sent_ >= caps.limits.mailmax;
+}
+
 inline errc client::send_mail(const envelope& env) {
   if (state_ != client_state::ready) return errc::api_bad_state;
   if (cfg_.tls == tls_policy::required && !tls_)
@@ -1532,6 +1830,7 @@ inline errc client::send_mail(const envelope& env) {
   if (env.recipient_count == 0 || env.recipient_count > cfg_.max_recipients ||
       env.recipients == nullptr)
     return errc::api_value_invalid;
+  if (mailmax_reached()) return errc::mailmax_reached;
   const wire::capabilities& caps = ehlo_.value();
   // RFC 3030 §3: BINARYMIME content can only be sent with BDAT.
   if (env.body == wire::body_type::binary_mime &&
@@ -1564,32 +1863,271 @@ inline errc client::send_mail(const envelope& env) {
   // RFC 3461 §4.4: ENVID is printable US-ASCII.
   for (char ch : env.envid)
     if (ch < 0x20 || ch > 0x7e) return errc::api_value_invalid;
-  std::size_t estimate = 64 + env.from.size() + env.mail_params.size() + 3 * env.envid.size();
+  const bool drop = cfg_.drop_optional_params_when_not_offered;
+  // BY (RFC 2852 §4): by-time is 1*9DIGIT with a sign; "R" mode needs a
+  // positive time, not below the server's min-by-time (§3, §4).
+  bool by = env.by.has_value();
+  if (by) {
+    const wire::deliver_by& b = *env.by;
+    if (b.time > 999999999 || b.time < -999999999) return errc::param_value_invalid;
+    const bool r_mode = b.mode == wire::by_mode::return_message;
+    if (r_mode && b.time <= 0) return errc::param_value_invalid;
+    if (!caps.has(wire::capability::deliverby)) {
+      if (!drop || r_mode) return errc::deliverby_not_offered;
+      by = false;
+    } else if (r_mode && caps.deliverby != 0 && b.time < caps.deliverby) {
+      return errc::param_value_invalid;
+    }
+  }
+  // MT-PRIORITY (RFC 6710 §3): priority-value is -9..9.
+  bool mtp = env.mt_priority.has_value();
+  if (mtp) {
+    if (*env.mt_priority < -9 || *env.mt_priority > 9) return errc::param_value_invalid;
+    if (!caps.has(wire::capability::mt_priority)) {
+      if (!drop) return errc::mt_priority_not_offered;
+      mtp = false;
+    }
+  }
+  // RRVS (RFC 7293 §3):  "RRVS=" date-time [ ";" ( "C" / "R" ) ]
+  bool rrvs = false, all_continue = true;
+  for (std::size_t i = 0; env.rrvs != nullptr && i < env.recipient_count; ++i) {
+    const wire::rrvs_param& p = env.rrvs[i];
+    if (p.date_time.empty()) continue;
+    if (!wire::is_date_time(p.date_time) || (p.action != 0 && p.action != 'R' && p.action != 'C'))
+      return errc::param_value_invalid;
+    rrvs = true;
+    all_continue = all_continue && p.action == 'C';
+  }
+  if (rrvs && !caps.has(wire::capability::rrvs)) {
+    if (!drop || !all_continue) return errc::rrvs_not_offered;
+    rrvs = false;
+  }
+  // FUTURERELEASE (RFC 4865 §3): HOLDFOR or HOLDUNTIL, never both, within
+  // the server's max-future-release-interval.
+  if (env.holdfor.has_value() || !env.holduntil.empty()) {
+    if (env.holdfor.has_value() && !env.holduntil.empty()) return errc::param_conflict;
+    if (!env.holduntil.empty() && !wire::is_date_time(env.holduntil))
+      return errc::param_value_invalid;
+    if (env.holdfor.has_value() && *env.holdfor > 999999999) return errc::param_value_invalid;
+    if (!caps.has(wire::capability::futurerelease)) return errc::futurerelease_not_offered;
+    if (env.holdfor.has_value() && caps.futurerelease_max_interval != 0 &&
+        *env.holdfor > caps.futurerelease_max_interval)
+      return errc::param_value_invalid;
+  }
+  // Room for the whole envelope's lines (and XFORWARD's, at most one line
+  // per attribute): every later transaction fits once this one is drained.
+  std::size_t estimate = 256 + env.from.size() + env.mail_params.size() + 3 * env.envid.size() +
+                         env.holduntil.size() + (xforward_of(env) != nullptr ? 6 * 512 : 0);
   if (non_ascii(env.from)) utf8 = true;
   for (std::size_t i = 0; i < env.recipient_count; ++i) {
     if (non_ascii(env.recipients[i])) utf8 = true;
-    estimate +=
-        16 + env.recipients[i].size() +
-        (env.rcpt_params != nullptr ? env.rcpt_params[i].size() + 1 : 0) +
-        (env.dsn != nullptr ? 48 + env.dsn[i].orcpt_type.size() + 3 * env.dsn[i].orcpt.size() : 0);
+    estimate += rcpt_estimate(env, i);
   }
   if (utf8 && !caps.has(wire::capability::smtputf8)) return errc::utf8_not_allowed;
   if (estimate > out_free()) return errc::api_bad_state;
+  if (env.xforward != nullptr) {
+    // Checked against every attribute name, as client_config::xforward is.
+    std::size_t lines = 0;
+    scratch_.clear();
+    const errc xe =
+        wire::write_xcommands(scratch_, wire::xcommand::xforward, *env.xforward, 0xffff, lines);
+    scratch_.clear();
+    if (xe != errc::ok) return xe;
+  }
 
   wire::path_options po;
   po.smtputf8 = utf8;
   path_opt_ = po;
   use_dsn_ = dsn;
-  wire::param_options pao;
-  pao.utf8_values = utf8;
+  use_by_ = by;
+  use_mt_priority_ = mtp;
+  use_rrvs_ = rrvs;
 
   const std::size_t old = out_.size();
+  if (const errc me = write_mail(env); me != errc::ok) return me;
+  const std::size_t mail_end = out_.size();
+  // Every RCPT is checked now, even without pipelining or when LIMITS
+  // splits the message, so that a bad address is refused before MAIL leaves.
+  for (std::size_t i = 0; i < env.recipient_count; ++i) {
+    if (const errc re = write_rcpt(env, i); re != errc::ok) {
+      out_.resize(old);
+      return re;
+    }
+  }
+  pipelined_ = cfg_.pipelining && caps.has(wire::capability::pipelining);
+  bdat_ = env.body == wire::body_type::binary_mime ||
+          (cfg_.prefer_bdat && caps.has(wire::capability::chunking));
+  env_ = env;
+  in_message_ = true;
+  stop_message_ = false;
+  transaction_ = 0;
+  waiting_ = env.recipient_count;
+  rstate_.assign(env.recipient_count, rs_waiting);
+  plan_batch();
+  const wire::xattributes* xf = xforward_of(env);
+  if (batch_.size() == env.recipient_count && xf == nullptr) {
+    // One transaction, in envelope order: the lines just written are its.
+    if (!pipelined_) out_.resize(mail_end);
+    write_flight(true);
+  } else {
+    out_.resize(old);
+    open_transaction();
+  }
+  return errc::ok;
+}
+
+inline const wire::xattributes* client::xforward_of(const envelope& env) const noexcept {
+  // XFORWARD_README: only when the server lists XFORWARD (and, by
+  // write_xcommands, only the attributes it lists).
+  const wire::xattributes* x = env.xforward != nullptr ? env.xforward : &cfg_.xforward;
+  if (!has_attributes(*x) || !extended_ || !ehlo_.value().has(wire::capability::xforward) ||
+      ehlo_.value().xforward == 0)
+    return nullptr;
+  return x;
+}
+
+inline void client::plan_batch() {
+  // RFC 9422 §4.2, §4.3: at most RCPTMAX recipients from at most
+  // RCPTDOMAINMAX distinct domains; the rest wait for the next transaction.
+  // Picked in envelope order, skipping those of a domain that would be one
+  // too many, so that one transaction carries as many as allowed.
+  const wire::capabilities& caps = ehlo_.value();
+  const std::size_t cap = txn_recipient_cap();
+  const std::size_t dom_cap =
+      caps.has(wire::capability::limits) ? caps.limits.rcptdomainmax : std::uint32_t{0};
+  auto domain_of = [](std::string_view a) {
+    const std::size_t at = a.rfind('@');
+    return at == std::string_view::npos ? std::string_view() : a.substr(at + 1);
+  };
+  batch_.clear();
+  domains_.clear();
+  for (std::size_t i = 0; i < env_.recipient_count && batch_.size() < cap; ++i) {
+    if (rstate_[i] != rs_waiting) continue;
+    if (dom_cap != 0) {
+      const std::string_view d = domain_of(env_.recipients[i]);
+      bool known = false;
+      for (std::uint32_t j : domains_)
+        if (detail::iequals(domain_of(env_.recipients[j]), d)) {
+          known = true;
+          break;
+        }
+      if (!known) {
+        if (domains_.size() >= dom_cap) continue;
+        domains_.push_back(static_cast<std::uint32_t>(i));
+      }
+    }
+    batch_.push_back(static_cast<std::uint32_t>(i));
+    rstate_[i] = rs_batched;
+  }
+  waiting_ -= batch_.size();
+}
+
+inline void client::open_transaction() {
+  // The batch is planned; its lines must fit the output buffer (they did
+  // for the whole envelope in send_mail(), unless output() was not drained).
+  const wire::xattributes* xf = xforward_of(env_);
+  std::size_t need = 256 + env_.from.size() + env_.mail_params.size() + 3 * env_.envid.size() +
+                     env_.holduntil.size() + (xf != nullptr ? 6 * 512 : 0);
+  for (std::uint32_t i : batch_)
+    need += rcpt_estimate(env_, i);
+  if (need > out_free()) {
+    finish_message(not_attempted_reason::output_full);
+    return;
+  }
+  if (xf != nullptr) {
+    scratch_.clear();
+    std::size_t lines = 0;
+    const errc e = wire::write_xcommands(scratch_, wire::xcommand::xforward, *xf,
+                                         ehlo_.value().xforward, lines);
+    if (e == errc::ok && lines != 0) {
+      pending_.clear();
+      pend_head_ = 0;
+      x_pos_ = 0;
+      send_x_line();
+      pending_.push_back({kind::xforward, 0});
+      set_state(client_state::xforward);
+      return;
+    }
+    scratch_.clear();
+  }
+  write_flight(false);
+}
+
+inline void client::write_flight(bool written) {
+  // MAIL, and under PIPELINING the batch's RCPTs and DATA (not with BDAT:
+  // its content waits for the RCPT replies).
+  if (!written) {
+    (void)write_mail(env_);  // checked by send_mail
+    if (pipelined_)
+      for (std::uint32_t i : batch_)
+        (void)write_rcpt(env_, i);
+  }
+  ++mails_sent_;
+  pending_.clear();
+  pend_head_ = 0;
+  rcpt_sent_ = pipelined_ ? batch_.size() : 0;
+  rcpt_replied_ = 0;
+  accepted_ = 0;
+  delivered_ = 0;
+  accepted_index_.clear();
+  mail_ok_ = false;
+  rejected_ = false;
+  pending_.push_back({kind::mail, 0});
+  if (pipelined_) {
+    for (std::uint32_t i : batch_)
+      pending_.push_back({kind::rcpt, i});
+    if (!bdat_) {
+      out_.append("DATA\r\n");
+      pending_.push_back({kind::data, 0});
+    }
+  }
+  set_state(client_state::mail);
+}
+
+inline void client::end_transaction() {
+  pending_.clear();
+  pend_head_ = 0;
+  // Without a refusal every recipient of an ended transaction has had its
+  // recipient event, so with none waiting nothing is listed.
+  if (stop_message_ || waiting_ == 0) {
+    finish_message(not_attempted_reason::transaction_refused);
+    return;
+  }
+  if (mailmax_reached()) {
+    finish_message(not_attempted_reason::transaction_limit);
+    return;
+  }
+  ++transaction_;
+  plan_batch();
+  open_transaction();
+}
+
+inline void client::finish_message(not_attempted_reason why) {
+  report_unattempted(why);
+  become_ready();
+}
+
+inline void client::report_unattempted(not_attempted_reason why) noexcept {
+  if (!in_message_) return;
+  in_message_ = false;
+  unattempted_.clear();
+  for (std::size_t i = 0; i < env_.recipient_count; ++i)
+    if (rstate_[i] != rs_reported) unattempted_.push_back(static_cast<std::uint32_t>(i));
+  if (!unattempted_.empty())
+    push_event(
+        client_events::recipients_not_attempted{unattempted_.data(), unattempted_.size(), why});
+}
+
+inline errc client::write_mail(const envelope& env) {
+  const wire::capabilities& caps = ehlo_.value();
+  wire::param_options pao;
+  pao.utf8_values = path_opt_.smtputf8;
   wire::command c;
   c.kind = wire::verb::mail;
   if (env.from.empty()) {
     c.path.null = true;
   } else {
-    const auto mb = wire::parse_mailbox(env.from, po);
+    const auto mb = wire::parse_mailbox(env.from, path_opt_);
     if (!mb) return mb.error();
     c.path.address = *mb;
   }
@@ -1599,20 +2137,24 @@ inline errc client::send_mail(const envelope& env) {
   // into it stay valid).
   scratch_.clear();
   if (wire::xtext_encoded_size(env.envid) > pao.max_envid) return errc::param_value_invalid;
-  if (256 + pao.max_envid + env.mail_params.size() > scratch_.capacity())
+  if (512 + pao.max_envid + env.mail_params.size() + env.holduntil.size() > scratch_.capacity())
     return errc::command_value_invalid;
   wire::mail_params m;
   if (env.size != 0 && caps.has(wire::capability::size)) m.size = env.size;
   if (env.body != wire::body_type::seven_bit) m.body = env.body;
-  m.smtputf8 = utf8;
+  m.smtputf8 = path_opt_.smtputf8;
   m.requiretls = env.requiretls;
-  if (dsn) {
+  if (use_dsn_) {
     m.ret = env.ret;
     if (!env.envid.empty()) {
       wire::xtext_encode(scratch_, env.envid);
       m.envid = std::string_view(scratch_);
     }
   }
+  if (use_by_) m.by = env.by;
+  if (use_mt_priority_) m.mt_priority = env.mt_priority;
+  m.holdfor = env.holdfor;
+  if (!env.holduntil.empty()) m.holduntil = env.holduntil;
   const std::size_t at = scratch_.size();
   if (const errc e = wire::write_mail_params(scratch_, m, pao); e != errc::ok) {
     scratch_.clear();
@@ -1633,44 +2175,9 @@ inline errc client::send_mail(const envelope& env) {
     return parsed.error();
   }
   c.params = params;
-  const errc we = wire::write_command(out_, c, wire::command_options{po});
+  const errc we = wire::write_command(out_, c, wire::command_options{path_opt_});
   scratch_.clear();
-  if (we != errc::ok) return we;
-  const std::size_t mail_end = out_.size();
-  pending_.clear();
-  pend_head_ = 0;
-  pipelined_ = cfg_.pipelining && caps.has(wire::capability::pipelining);
-  bdat_ = env.body == wire::body_type::binary_mime ||
-          (cfg_.prefer_bdat && caps.has(wire::capability::chunking));
-  // Every RCPT is checked now, even without pipelining, so that a bad
-  // address is refused before MAIL leaves.
-  for (std::size_t i = 0; i < env.recipient_count; ++i) {
-    if (const errc re = write_rcpt(env, i); re != errc::ok) {
-      out_.resize(old);
-      return re;
-    }
-  }
-  if (!pipelined_) out_.resize(mail_end);
-  env_ = env;
-  rcpt_sent_ = pipelined_ ? env.recipient_count : 0;
-  accepted_ = 0;
-  delivered_ = 0;
-  accepted_index_.clear();
-  mail_ok_ = false;
-  rejected_ = false;
-  pending_.push_back({kind::mail, 0});
-  if (pipelined_) {
-    for (std::size_t i = 0; i < env.recipient_count; ++i)
-      pending_.push_back({kind::rcpt, static_cast<std::uint32_t>(i)});
-    // With BDAT the content waits for the RCPT replies: a message with no
-    // accepted recipient is never transmitted.
-    if (!bdat_) {
-      out_.append("DATA\r\n");
-      pending_.push_back({kind::data, 0});
-    }
-  }
-  set_state(client_state::mail);
-  return errc::ok;
+  return we;
 }
 
 inline errc client::write_rcpt(const envelope& env, std::size_t i) {
@@ -1698,6 +2205,7 @@ inline errc client::write_rcpt(const envelope& env, std::size_t i) {
       rp.orcpt = wire::orcpt_param{d.orcpt_type, std::string_view(scratch_)};
     }
   }
+  if (use_rrvs_ && env.rrvs != nullptr && !env.rrvs[i].date_time.empty()) rp.rrvs = env.rrvs[i];
   const std::size_t at = scratch_.size();
   errc e = wire::write_rcpt_params(scratch_, rp, pao);
   if (e == errc::ok) {
@@ -1718,10 +2226,10 @@ inline errc client::write_rcpt(const envelope& env, std::size_t i) {
 inline bool client::send_next_txn_command() {
   // Without pipelining: one command at a time, each after the last reply.
   // Returns false when BDAT content began instead (no command in flight).
-  if (rcpt_sent_ < env_.recipient_count) {
-    const std::size_t i = rcpt_sent_++;
+  if (rcpt_sent_ < batch_.size()) {
+    const std::uint32_t i = batch_[rcpt_sent_++];
     (void)write_rcpt(env_, i);  // checked by send_mail
-    pending_.push_back({kind::rcpt, static_cast<std::uint32_t>(i)});
+    pending_.push_back({kind::rcpt, i});
     return true;
   }
   if (bdat_) {
@@ -1740,6 +2248,9 @@ inline void client::follow_pending() noexcept {
     return;
   }
   switch (pending_[pend_head_].k) {
+    case kind::xforward:
+      set_state(client_state::xforward);
+      break;
     case kind::mail:
       set_state(client_state::mail);
       break;
@@ -1772,7 +2283,7 @@ inline void client::begin_bdat() {
   ended_ = blocked_ = end_pending_ = cr_pending_ = ends_lf_ = false;
   content_octets_ = 0;
   set_state(client_state::bdat);
-  push_event(client_events::send_content{});
+  push_event(client_events::send_content{transaction_});
 }
 
 inline bool client::may_seal(bool last) {
@@ -1945,15 +2456,32 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
     pending_.push_back({kind::rset, 0});
   };
   switch (p.k) {
+    case kind::xforward:
+      if (!ok) {
+        // XFORWARD_README: refused; no MAIL was sent, the message ends.
+        stop_message_ = true;
+        scratch_.clear();
+        push_event(client_events::message_rejected{rejection_stage::xforward, r});
+        end_transaction();
+        return;
+      }
+      if (!scratch_.empty()) {
+        send_x_line();
+        pending_.push_back({kind::xforward, 0});
+        next_state();
+        return;
+      }
+      write_flight(false);
+      return;
     case kind::mail:
       mail_ok_ = ok;
       if (!ok) {
         rejected_ = true;
+        // The server will not take this sender now: no further transaction.
+        stop_message_ = true;
         push_event(client_events::message_rejected{rejection_stage::mail, r});
         if (!pipelined_) {
-          pending_.clear();
-          pend_head_ = 0;
-          become_ready();
+          end_transaction();
           return;
         }
       } else if (!pipelined_) {
@@ -1962,13 +2490,15 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
       next_state();
       return;
     case kind::rcpt: {
+      ++rcpt_replied_;
       if (!rejected_) {
         if (ok) {
           ++accepted_;
           accepted_index_.push_back(p.index);
         }
+        rstate_[p.index] = rs_reported;
         push_event(client_events::recipient{p.index, env_.recipients[p.index], ok, r});
-        if (p.index + 1 == env_.recipient_count && accepted_ == 0) {
+        if (rcpt_replied_ == batch_.size() && accepted_ == 0) {
           rejected_ = true;
           push_event(client_events::message_rejected{rejection_stage::recipients, r});
         }
@@ -1986,9 +2516,7 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
           return;
         }
         if (!mail_ok_) {
-          pending_.clear();
-          pend_head_ = 0;
-          become_ready();
+          end_transaction();
           return;
         }
         send_rset();
@@ -2021,7 +2549,7 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
         if (!rejected_) {
           encoder_.reset();
           set_state(client_state::content);
-          push_event(client_events::send_content{});
+          push_event(client_events::send_content{transaction_});
           return;
         }
         // RFC 2033 §4.2: an LMTP server MUST refuse DATA without a
@@ -2046,9 +2574,7 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
         set_state(client_state::rset);
         return;
       }
-      pending_.clear();
-      pend_head_ = 0;
-      become_ready();
+      end_transaction();
       return;
     case kind::data_end:
       if (rejected_) {
@@ -2063,27 +2589,21 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
           next_state();
           return;
         }
-        pending_.clear();
-        pend_head_ = 0;
         if (delivered_ != 0)
           push_event(client_events::message_accepted{delivered_, r});
         else
           push_event(client_events::message_rejected{rejection_stage::content, r});
-        become_ready();
+        end_transaction();
         return;
       }
-      pending_.clear();
-      pend_head_ = 0;
       if (ok)
         push_event(client_events::message_accepted{accepted_, r});
       else
         push_event(client_events::message_rejected{rejection_stage::content, r});
-      become_ready();
+      end_transaction();
       return;
     case kind::discard_end:
-      pending_.clear();
-      pend_head_ = 0;
-      become_ready();
+      end_transaction();
       return;
     case kind::rset:
       pending_.clear();
@@ -2093,7 +2613,7 @@ inline void client::handle_txn(reply_outcome o, const wire::reply_view& r) {
         fail(errc::reply_unexpected, r, true);
         return;
       }
-      become_ready();
+      end_transaction();
       return;
     case kind::command:
       pending_.clear();

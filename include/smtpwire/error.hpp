@@ -57,6 +57,8 @@ enum class errc : int {
   starttls_syntax,  ///< STARTTLS takes no argument (RFC 3207 §4)
   auth_syntax,
   command_value_invalid,  ///< writer: a value would put CR, LF or NUL on the wire
+  xclient_syntax,         ///< XCLIENT not followed by 1*(SP name=value) (Postfix XCLIENT_README)
+  xforward_syntax,        ///< XFORWARD not followed by 1*(SP name=value) (Postfix XFORWARD_README)
 
   // -- paths and mailboxes (wire/path.hpp) --
   path_syntax = 300,        ///< not "<" [A-d-l ":"] mailbox ">"
@@ -80,6 +82,7 @@ enum class errc : int {
   xtext_invalid,          ///< RFC 3461 xtext malformed
   base64_invalid,         ///< RFC 4648 base64 malformed (strict)
   param_too_many,         ///< more parameters than param_options::max_params
+  param_conflict,         ///< two parameters that exclude each other (HOLDFOR with HOLDUNTIL)
 
   // -- EHLO capabilities (wire/ehlo.hpp) --
   capability_syntax = 500,   ///< an EHLO keyword line malformed
@@ -115,6 +118,12 @@ enum class errc : int {
   timeout,                       ///< the server did not answer within the configured time
   tls_handshake_failed,          ///< the TLS adapter reported a failed handshake
   dsn_not_offered,               ///< DSN parameters (RFC 3461) asked for, server offers no DSN
+  deliverby_not_offered,         ///< BY (RFC 2852) asked for, server offers no DELIVERBY
+  mt_priority_not_offered,       ///< MT-PRIORITY (RFC 6710) asked for, server offers none
+  rrvs_not_offered,              ///< RRVS (RFC 7293) asked for, server offers no RRVS
+  futurerelease_not_offered,     ///< HOLDFOR/HOLDUNTIL (RFC 4865), server offers no FUTURERELEASE
+  xclient_refused,               ///< the server refused the XCLIENT it offered (or sent no 220)
+  mailmax_reached,               ///< the session used up the server's LIMITS MAILMAX (RFC 9422)
 
   // -- PROXY protocol header (wire/proxy.hpp) --
   proxy_missing = 800,      ///< required header absent: the stream starts with no PROXY signature
@@ -128,6 +137,13 @@ enum class errc : int {
   proxy_tlv_invalid,        ///< a TLV (or SSL sub-TLV) overruns its block, repeats, or bad length
   proxy_crc32c_mismatch,    ///< the CRC32C TLV does not match the header
   proxy_truncated,          ///< the stream ended inside a header
+  proxy_peer_untrusted,     ///< driver: the TCP peer is not one of the allowed load balancers
+  proxy_timeout,            ///< driver: no complete header within the configured deadline
+  // -- XCLIENT and XFORWARD attributes (wire/xclient.hpp) --
+  xattr_unknown = 850,  ///< an attribute name the command does not take
+  xattr_duplicate,      ///< the same attribute twice in one command
+  xattr_value_invalid,  ///< a value outside its attribute's syntax (bad address, port, name)
+
   // -- API misuse by the application (not the peer) --
   api_bad_state = 900,  ///< a call that the current state does not allow
   api_value_invalid,    ///< a value the application passed is invalid
@@ -136,13 +152,17 @@ enum class errc : int {
   mta_sts_record_invalid = 1000,  ///< TXT record outside RFC 8461 §3.1 (version, id, field syntax)
   mta_sts_policy_too_large,       ///< policy body above policy_options::max_size
   mta_sts_policy_syntax,          ///< a policy line not "name: value", or a control octet in it
-  mta_sts_version_invalid,        ///< first policy field not "version: STSv1"
-  mta_sts_field_duplicate,        ///< version, mode or max_age given twice
-  mta_sts_field_missing,          ///< mode or max_age absent, or no mx while mode is not none
-  mta_sts_mode_invalid,           ///< mode not enforce, testing or none
-  mta_sts_max_age_invalid,        ///< max_age not 1*10DIGIT within 0..31557600
-  mta_sts_mx_invalid,             ///< mx not a domain or "*." domain
-  tlsrpt_value_invalid = 1050,    ///< writer: a report field empty, out of range or not UTF-8
+  mta_sts_version_invalid,        ///< the policy's version field not "STSv1"
+  mta_sts_field_missing,    ///< version, mode or max_age absent, or no mx while mode is not none
+  mta_sts_mode_invalid,     ///< mode not enforce, testing or none
+  mta_sts_max_age_invalid,  ///< max_age not 1*10DIGIT within 0..31557600
+  mta_sts_mx_invalid,       ///< mx not a domain or "*." domain
+  tlsrpt_value_invalid = 1050,  ///< writer: a report field empty, out of range or not UTF-8
+
+  // -- server engine: parameters checked against what EHLO offered (server.hpp) --
+  by_time_below_minimum = 1100,  ///< BY in R mode below the offered min-by-time (RFC 2852 §4)
+  holdfor_too_long,              ///< HOLDFOR above the offered max interval (RFC 4865 §3)
+  holduntil_too_late,            ///< HOLDUNTIL after the offered max date-time (RFC 4865 §3)
 };
 
 /// The reply a server sends for a protocol error: basic code, enhanced status
@@ -217,6 +237,10 @@ constexpr reply_template reply_for(errc e) noexcept {
       return {501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"};
     case errc::command_value_invalid:
       break;
+    case errc::xclient_syntax:
+      return {501, "5.5.4", "Syntax: XCLIENT attribute=value ..."};
+    case errc::xforward_syntax:
+      return {501, "5.5.4", "Syntax: XFORWARD attribute=value ..."};
     case errc::path_syntax:
       return {501, "5.1.3", "Bad address syntax: expected <local-part@domain>"};
     case errc::local_part_syntax:
@@ -257,6 +281,9 @@ constexpr reply_template reply_for(errc e) noexcept {
       return {501, "5.5.2", "Invalid base64"};
     case errc::param_too_many:
       return {501, "5.5.4", "Too many parameters"};
+    case errc::param_conflict:
+      // RFC 4865 §3: HOLDFOR and HOLDUNTIL together is a syntax error.
+      return {501, "5.5.4", "Parameters exclude each other (HOLDFOR and HOLDUNTIL)"};
     case errc::capability_syntax:
     case errc::capability_value_invalid:
       // EHLO replies are read by clients and written from the server's own
@@ -302,6 +329,12 @@ constexpr reply_template reply_for(errc e) noexcept {
     case errc::timeout:
     case errc::tls_handshake_failed:
     case errc::dsn_not_offered:
+    case errc::deliverby_not_offered:
+    case errc::mt_priority_not_offered:
+    case errc::rrvs_not_offered:
+    case errc::futurerelease_not_offered:
+    case errc::xclient_refused:
+    case errc::mailmax_reached:
       // Client engine errors: the server's misbehaviour or the client's
       // policy; no server reply applies.
       break;
@@ -325,6 +358,16 @@ constexpr reply_template reply_for(errc e) noexcept {
       return {421, "4.3.0", "PROXY protocol v2 header checksum mismatch"};
     case errc::proxy_truncated:
       return {421, "4.3.0", "Truncated PROXY protocol header"};
+    case errc::proxy_peer_untrusted:
+      return {421, "4.3.0", "Connection not accepted from this address"};
+    case errc::proxy_timeout:
+      return {421, "4.4.2", "Timeout waiting for the PROXY protocol header"};
+    case errc::xattr_unknown:
+      return {501, "5.5.4", "Bad attribute name for this command"};
+    case errc::xattr_duplicate:
+      return {501, "5.5.4", "Attribute given twice"};
+    case errc::xattr_value_invalid:
+      return {501, "5.5.4", "Bad attribute value syntax"};
     case errc::api_bad_state:
     case errc::api_value_invalid:
       break;
@@ -332,7 +375,6 @@ constexpr reply_template reply_for(errc e) noexcept {
     case errc::mta_sts_policy_too_large:
     case errc::mta_sts_policy_syntax:
     case errc::mta_sts_version_invalid:
-    case errc::mta_sts_field_duplicate:
     case errc::mta_sts_field_missing:
     case errc::mta_sts_mode_invalid:
     case errc::mta_sts_max_age_invalid:
@@ -340,6 +382,12 @@ constexpr reply_template reply_for(errc e) noexcept {
     case errc::tlsrpt_value_invalid:
       // Read from DNS and HTTPS or written by the sender: no SMTP peer sees them.
       break;
+    case errc::by_time_below_minimum:
+      return {501, "5.5.4", "BY time below the minimum this server offers (RFC 2852)"};
+    case errc::holdfor_too_long:
+      return {501, "5.5.4", "HOLDFOR longer than the maximum this server offers (RFC 4865)"};
+    case errc::holduntil_too_late:
+      return {501, "5.5.4", "HOLDUNTIL later than the maximum this server offers (RFC 4865)"};
   }
   return {451, "4.3.0", "Local error in processing"};
 }
@@ -382,6 +430,8 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(starttls_syntax)
     SMTPWIRE_ERRC_NAME(auth_syntax)
     SMTPWIRE_ERRC_NAME(command_value_invalid)
+    SMTPWIRE_ERRC_NAME(xclient_syntax)
+    SMTPWIRE_ERRC_NAME(xforward_syntax)
     SMTPWIRE_ERRC_NAME(path_syntax)
     SMTPWIRE_ERRC_NAME(local_part_syntax)
     SMTPWIRE_ERRC_NAME(local_part_too_long)
@@ -401,6 +451,7 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(xtext_invalid)
     SMTPWIRE_ERRC_NAME(base64_invalid)
     SMTPWIRE_ERRC_NAME(param_too_many)
+    SMTPWIRE_ERRC_NAME(param_conflict)
     SMTPWIRE_ERRC_NAME(capability_syntax)
     SMTPWIRE_ERRC_NAME(capability_value_invalid)
     SMTPWIRE_ERRC_NAME(sasl_message_invalid)
@@ -430,6 +481,12 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(timeout)
     SMTPWIRE_ERRC_NAME(tls_handshake_failed)
     SMTPWIRE_ERRC_NAME(dsn_not_offered)
+    SMTPWIRE_ERRC_NAME(deliverby_not_offered)
+    SMTPWIRE_ERRC_NAME(mt_priority_not_offered)
+    SMTPWIRE_ERRC_NAME(rrvs_not_offered)
+    SMTPWIRE_ERRC_NAME(futurerelease_not_offered)
+    SMTPWIRE_ERRC_NAME(xclient_refused)
+    SMTPWIRE_ERRC_NAME(mailmax_reached)
     SMTPWIRE_ERRC_NAME(proxy_missing)
     SMTPWIRE_ERRC_NAME(proxy_version_refused)
     SMTPWIRE_ERRC_NAME(proxy_v1_syntax)
@@ -441,18 +498,25 @@ constexpr std::string_view to_string(errc e) noexcept {
     SMTPWIRE_ERRC_NAME(proxy_tlv_invalid)
     SMTPWIRE_ERRC_NAME(proxy_crc32c_mismatch)
     SMTPWIRE_ERRC_NAME(proxy_truncated)
+    SMTPWIRE_ERRC_NAME(proxy_peer_untrusted)
+    SMTPWIRE_ERRC_NAME(proxy_timeout)
+    SMTPWIRE_ERRC_NAME(xattr_unknown)
+    SMTPWIRE_ERRC_NAME(xattr_duplicate)
+    SMTPWIRE_ERRC_NAME(xattr_value_invalid)
     SMTPWIRE_ERRC_NAME(api_bad_state)
     SMTPWIRE_ERRC_NAME(api_value_invalid)
     SMTPWIRE_ERRC_NAME(mta_sts_record_invalid)
     SMTPWIRE_ERRC_NAME(mta_sts_policy_too_large)
     SMTPWIRE_ERRC_NAME(mta_sts_policy_syntax)
     SMTPWIRE_ERRC_NAME(mta_sts_version_invalid)
-    SMTPWIRE_ERRC_NAME(mta_sts_field_duplicate)
     SMTPWIRE_ERRC_NAME(mta_sts_field_missing)
     SMTPWIRE_ERRC_NAME(mta_sts_mode_invalid)
     SMTPWIRE_ERRC_NAME(mta_sts_max_age_invalid)
     SMTPWIRE_ERRC_NAME(mta_sts_mx_invalid)
     SMTPWIRE_ERRC_NAME(tlsrpt_value_invalid)
+    SMTPWIRE_ERRC_NAME(by_time_below_minimum)
+    SMTPWIRE_ERRC_NAME(holdfor_too_long)
+    SMTPWIRE_ERRC_NAME(holduntil_too_late)
 #undef SMTPWIRE_ERRC_NAME
   }
   return "unknown";

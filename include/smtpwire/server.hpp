@@ -21,7 +21,7 @@
 // Decisions. Some events are decision points (server::awaiting_decision()):
 // the connection (greeting), HELO/EHLO/LHLO, MAIL, each RCPT, the start of
 // content, the end of content (in LMTP once per accepted recipient), AUTH
-// credentials, VRFY and EXPN. The application answers with accept(),
+// credentials, VRFY and EXPN, XCLIENT and XFORWARD. The application answers with accept(),
 // reject() or temp_fail(), now or later (after more receive() calls). While
 // a decision is pending the engine parses nothing more: later pipelined
 // commands stay buffered, so replies always leave in command order
@@ -46,6 +46,19 @@
 // CRLF.CRLF (smuggling sequences stay content and fail the message); every
 // BDAT chunk whose command line parsed is consumed, and discarded when the
 // command is refused, so chunk octets are never read as commands.
+//
+// XCLIENT and XFORWARD (Postfix) exist only for a peer the application
+// trusts (server_config::xclient_trusted); anyone else gets 500 as for any
+// unknown command. An accepted XCLIENT sends the session back to the
+// greeting stage (a new 220, EHLO again; TLS stays); XFORWARD attributes
+// belong to the next transaction. The engine copies no attribute value: the
+// events carry views and say when the application's copy starts afresh.
+//
+// LIMITS (RFC 9422) announces limits the engine enforces anyway: recipients
+// per transaction (452 4.5.3), distinct recipient domains per transaction
+// (452 4.5.3) and MAIL commands per session (421 4.5.3, then close).
+// DELIVERBY, MT-PRIORITY, RRVS and FUTURERELEASE parameters are refused
+// with 555 unless offered, and checked against what was offered.
 //
 // Errors are sticky only when fatal: too many errors or commands, a timeout,
 // too many failed AUTH attempts, or a BDAT chunk size the engine cannot frame
@@ -82,6 +95,34 @@ namespace smtpwire {
 // Configuration
 // ---------------------------------------------------------------------------
 
+/// The priority assignment policy a server names after MT-PRIORITY (RFC 6710
+/// and its IANA registry of policies); the policy itself (who may raise a
+/// priority, how levels map) is the application's, at mail_event.
+enum class mt_priority_profile : std::uint8_t {
+  off,         ///< MT-PRIORITY not offered
+  unnamed,     ///< "MT-PRIORITY" without a profile name
+  mixer,       ///< "MT-PRIORITY MIXER" (RFC 6710: MIXER, RFC 2156)
+  stanag4406,  ///< "MT-PRIORITY STANAG4406" (RFC 6710: STANAG 4406)
+  nsep,        ///< "MT-PRIORITY NSEP" (RFC 6710: National Security/Emergency Preparedness)
+};
+
+/// The EHLO line of `p` ("MT-PRIORITY MIXER", …); "" for off.
+constexpr std::string_view ehlo_line(mt_priority_profile p) noexcept {
+  switch (p) {
+    case mt_priority_profile::off:
+      break;
+    case mt_priority_profile::unnamed:
+      return "MT-PRIORITY";
+    case mt_priority_profile::mixer:
+      return "MT-PRIORITY MIXER";
+    case mt_priority_profile::stanag4406:
+      return "MT-PRIORITY STANAG4406";
+    case mt_priority_profile::nsep:
+      return "MT-PRIORITY NSEP";
+  }
+  return "";
+}
+
 /// The ESMTP extensions the server offers in its EHLO reply. Parameters of an
 /// extension that is not offered are refused (555 5.5.4, RFC 5321
 /// §4.1.1.11).
@@ -96,6 +137,37 @@ struct server_extensions {
   bool binarymime = false;          ///< BINARYMIME (RFC 3030), needs chunking; default off
   bool dsn = false;                 ///< DSN (RFC 3461); default off
   bool requiretls = false;          ///< REQUIRETLS (RFC 8689), offered only inside TLS; default off
+  /// XCLIENT (Postfix XCLIENT_README), offered and served only when
+  /// server_config::xclient_trusted; default off.
+  bool xclient = false;
+  /// XFORWARD (Postfix XFORWARD_README), offered and served only when
+  /// server_config::xclient_trusted; default off.
+  bool xforward = false;
+  /// LIMITS (RFC 9422): advertises RCPTMAX (limits.max_recipients), MAILMAX
+  /// (limits.max_transactions) and RCPTDOMAINMAX
+  /// (limits.max_recipient_domains), each when non-zero. The engine enforces
+  /// those limits whether or not they are advertised. Default off.
+  bool limits = false;
+  /// DELIVERBY (RFC 2852): nullopt = not offered; 0 = offered without a
+  /// minimum; n = "DELIVERBY n", and a BY in R mode with a by-time below n
+  /// seconds is refused (by_time_below_minimum). Above 999999999 (the
+  /// 9-digit min-by-time) it is not offered. Default not offered.
+  std::optional<std::uint32_t> deliverby;
+  /// MT-PRIORITY (RFC 6710) and the profile named after it; default off.
+  mt_priority_profile mt_priority = mt_priority_profile::off;
+  /// RRVS (RFC 7293), the RCPT parameter RRVS=date-time[;C|R]; default off.
+  bool rrvs = false;
+  /// FUTURERELEASE (RFC 4865 §3): the longest HOLDFOR in seconds, at most
+  /// 999999999 (9 digits); 0 = not offered (default). Offered only together
+  /// with futurerelease_max_datetime.
+  std::uint32_t futurerelease_max_interval = 0;
+  /// FUTURERELEASE: the latest HOLDUNTIL the server accepts, in seconds
+  /// since 1970-01-01T00:00:00Z, written in EHLO as an RFC 3339 date-time
+  /// in UTC ("2026-12-06T05:00:00Z"). The engine reads no clock: the
+  /// application sets it per session (e.g. now + the interval) and checks a
+  /// HOLDUNTIL in the past itself. Outside 1970..9999 (or 0) FUTURERELEASE
+  /// is not offered.
+  std::int64_t futurerelease_max_datetime = 0;
   /// The built-in AUTH mechanisms (RFC 4954): PLAIN, LOGIN, XOAUTH2 and
   /// OAUTHBEARER, which the engine decodes. Other names are dropped (neither
   /// offered nor run): plug such mechanisms in with
@@ -136,6 +208,16 @@ struct server_limits {
   /// when AUTH mechanisms are offered (it sizes the line and SASL buffers).
   std::size_t max_auth_line = 12288;  ///< default 12288; RFC 4954 §4 minimum 12288
   std::size_t max_recipients = 100;   ///< per message; default 100, RFC 5321 §4.5.3.1.8 min 100
+  /// MAIL commands per session, refused or not (RFC 9422 §4.1 MAILMAX); the
+  /// next one gets 421 4.5.3 and the session closes. 0 = no limit (default);
+  /// no RFC minimum.
+  std::size_t max_transactions = 0;
+  /// Distinct recipient domains per transaction (RFC 9422 §4.3
+  /// RCPTDOMAINMAX), compared in any case; a RCPT naming one more gets 452
+  /// 4.5.3. 0 = no limit (default); no RFC minimum. When set, the engine
+  /// holds 8 octets per domain (a 64-bit hash; a collision can only let a
+  /// domain through, never refuse one).
+  std::size_t max_recipient_domains = 0;
   std::uint64_t max_message_size =
       33554432;  ///< octets; default 32 MiB, RFC 5321 §4.5.3.1.7 min 64 KiB
   /// Protocol errors before 421 4.7.0; default 10, no RFC limit. The 503/554
@@ -194,6 +276,13 @@ struct server_config {
   /// LMTP (RFC 2033): LHLO instead of HELO/EHLO, "LMTP" in the greeting, one
   /// reply per accepted recipient after the content.
   bool lmtp = false;
+  /// The peer may use XCLIENT and XFORWARD (when extensions.xclient /
+  /// extensions.xforward are on). The application sets it per connection
+  /// from what it knows of the TCP peer (a list of trusted proxies or
+  /// filters): the commands rewrite audit trails and access decisions, so
+  /// an untrusted peer neither sees them in EHLO nor gets any other reply
+  /// than the one for an unknown command (500 5.5.1). Default false.
+  bool xclient_trusted = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -263,24 +352,27 @@ enum class server_rule : std::uint8_t {
 };
 
 namespace detail {
-inline constexpr std::size_t server_verb_count = 16;  // wire::verb values, unknown included
+inline constexpr std::size_t server_verb_count = 18;  // wire::verb values, unknown included
 
 // Rows: the command-reading states in enum order; columns: wire::verb in
 // enum order: HELO EHLO LHLO MAIL RCPT DATA BDAT RSET VRFY EXPN HELP NOOP
-// QUIT STARTTLS AUTH unknown. RFC 5321 §4.1.4: MAIL needs a hello, RCPT a
-// MAIL, DATA a recipient; EHLO and RSET may come any time. RFC 3207 §4 and
-// RFC 4954 §4: STARTTLS and AUTH not inside a transaction. RFC 3030 §2:
-// after a BDAT chunk only BDAT, RSET, QUIT, NOOP, the hellos and the
-// harmless informational verbs. RFC 5321 §3.1: after a 554 greeting, 503
-// to everything but QUIT.
+// QUIT STARTTLS AUTH XCLIENT XFORWARD unknown. RFC 5321 §4.1.4: MAIL needs
+// a hello, RCPT a MAIL, DATA a recipient; EHLO and RSET may come any time.
+// RFC 3207 §4 and RFC 4954 §4: STARTTLS and AUTH not inside a transaction.
+// XCLIENT_README and XFORWARD_README: "at any time except in the middle of
+// a mail delivery transaction". RFC 3030 §2: after a BDAT chunk only BDAT,
+// RSET, QUIT, NOOP, the hellos and the harmless informational verbs. RFC
+// 5321 §3.1: after a 554 greeting, 503 to everything but QUIT.
+static_assert(server_verb_count == static_cast<std::size_t>(wire::verb::unknown) + 1,
+              "one table column per wire::verb");
 inline constexpr char server_table[6][server_verb_count + 1] = {
-    // H E L M R D B R V E H N Q S A ?
-    "AAASSSSAAAAAASSA",  // awaiting_hello
-    "AAAASSSAAAAAAAAA",  // awaiting_mail
-    "AAASANNAAAAAASSA",  // awaiting_rcpt
-    "AAASAAAAAAAAASSA",  // awaiting_data
-    "AAASSSAAAAAAASSA",  // awaiting_bdat
-    "SSSSSSSSSSSSASSS",  // greeting_refused
+    // H E L M R D B R V E H N Q S A X X ?
+    "AAASSSSAAAAAASSAAA",  // awaiting_hello
+    "AAAASSSAAAAAAAAAAA",  // awaiting_mail
+    "AAASANNAAAAAASSSSA",  // awaiting_rcpt
+    "AAASAAAAAAAAASSSSA",  // awaiting_data
+    "AAASSSAAAAAAASSSSA",  // awaiting_bdat
+    "SSSSSSSSSSSSASSSSS",  // greeting_refused
 };
 }  // namespace detail
 
@@ -311,17 +403,53 @@ struct hello_event {
 };
 
 /// MAIL FROM with its typed parameters, already checked against what was
-/// offered and the limits. Decision: accept() replies 250 2.1.0.
+/// offered and the limits: MT-PRIORITY, BY (DELIVERBY), HOLDFOR and
+/// HOLDUNTIL (FUTURERELEASE) appear only when offered and within the
+/// configured bounds. Decision: accept() replies 250 2.1.0.
 struct mail_event {
   wire::path reverse_path;   ///< views valid until the next call on the engine
   wire::mail_params params;  ///< typed parameters (views as above)
+  /// True when XFORWARD attributes were accepted for this transaction
+  /// (xforward_event since the last reset): the application's merged
+  /// attributes describe the original client; false: the real peer does.
+  bool xforwarded = false;
 };
 
 /// RCPT TO. Decision: accept() replies 250 2.1.5.
 struct rcpt_event {
   wire::path forward_path;   ///< views valid until the next call on the engine
-  wire::rcpt_params params;  ///< typed parameters (views as above)
+  wire::rcpt_params params;  ///< typed parameters (views as above; RRVS only when offered)
   std::size_t accepted = 0;  ///< recipients accepted so far in this transaction
+};
+
+/// XCLIENT from a trusted peer (server_config::xclient_trusted), outside a
+/// transaction, its attributes valid (wire::parse_xattributes). Decision:
+/// accept() resets the session to the greeting stage and replies with the
+/// 220 greeting (the client must send EHLO again; TLS stays, RFC 3207 does
+/// not allow turning it off); reject() replies 550 5.7.0; temp_fail()
+/// replies 421 4.3.0 and closes (XCLIENT_README: "unable to proceed,
+/// disconnecting"; a 4yz other than 421 leaves the session open). The
+/// attributes persist for the session and attributes not named keep their
+/// earlier value (XCLIENT_README): the application merges them. After an
+/// accepted XCLIENT the session counts as authenticated exactly when the
+/// latest LOGIN attribute held a value (an earlier AUTH is forgotten with
+/// the rest of the session). Views valid until the next call on the engine.
+struct xclient_event {
+  wire::xattributes attributes;  ///< raw xtext values (decode with wire/xtext.hpp)
+};
+
+/// XFORWARD from a trusted peer, outside a transaction. Decision: accept()
+/// replies 250 2.0.0; reject() 550 5.7.0; temp_fail() 421 4.3.0 and closes
+/// (another 4yz leaves it open). XFORWARD_README: the first accepted
+/// XFORWARD after a reset starts from all attributes [UNAVAILABLE], later
+/// ones overwrite what they name, and everything is forgotten at the end
+/// of the next transaction (end of content, RSET, a hello, XCLIENT or
+/// STARTTLS). The engine stores no values: the application merges them,
+/// starting afresh when `initial` is set, and mail_event::xforwarded says
+/// whether they apply. Views valid until the next call on the engine.
+struct xforward_event {
+  wire::xattributes attributes;  ///< raw xtext values (decode with wire/xtext.hpp)
+  bool initial = true;           ///< no XFORWARD was accepted since the last reset
 };
 
 /// The start of content: DATA, or the first BDAT chunk of a message.
@@ -395,16 +523,18 @@ struct rejected_event {
 
 /// Why a session ended.
 enum class close_reason : std::uint8_t {
-  quit,               ///< the client sent QUIT (221)
-  refused,            ///< the connection decision was temp_fail (421)
-  too_many_errors,    ///< limits.max_errors reached (421 4.7.0)
-  too_many_commands,  ///< limits.max_commands reached (421 4.7.0)
-  auth_failures,      ///< limits.max_auth_failures reached (421 4.7.0)
-  timeout,            ///< a deadline passed (421 4.4.2)
-  unframeable,        ///< a BDAT chunk size that cannot be framed (552, then close)
-  tls_failed,         ///< the caller reported a failed TLS handshake
-  early_content,      ///< content before the 354 under policy.reject_early_content (554)
-  shutdown,           ///< the application called shutdown() (421 4.3.2)
+  quit,                   ///< the client sent QUIT (221)
+  refused,                ///< the connection decision was temp_fail (421)
+  too_many_errors,        ///< limits.max_errors reached (421 4.7.0)
+  too_many_commands,      ///< limits.max_commands reached (421 4.7.0)
+  auth_failures,          ///< limits.max_auth_failures reached (421 4.7.0)
+  timeout,                ///< a deadline passed (421 4.4.2)
+  unframeable,            ///< a BDAT chunk size that cannot be framed (552, then close)
+  tls_failed,             ///< the caller reported a failed TLS handshake
+  early_content,          ///< content before the 354 under policy.reject_early_content (554)
+  shutdown,               ///< the application called shutdown() (421 4.3.2)
+  too_many_transactions,  ///< limits.max_transactions MAIL commands were used (421 4.5.3)
+  xcommand_refused,       ///< the application answered XCLIENT or XFORWARD with 421
 };
 
 /// A stable name for `r`.
@@ -430,6 +560,10 @@ constexpr std::string_view to_string(close_reason r) noexcept {
       return "shutdown";
     case close_reason::early_content:
       return "early_content";
+    case close_reason::too_many_transactions:
+      return "too_many_transactions";
+    case close_reason::xcommand_refused:
+      return "xcommand_refused";
   }
   return "unknown";
 }
@@ -444,7 +578,7 @@ struct closed_event {
 using server_event =
     std::variant<std::monostate, connect_event, hello_event, mail_event, rcpt_event,
                  data_start_event, content_event, data_end_event, auth_event, verify_event,
-                 starttls_event, rejected_event, closed_event>;
+                 starttls_event, rejected_event, closed_event, xclient_event, xforward_event>;
 
 /// Which decision is pending.
 enum class server_decision : std::uint8_t {
@@ -457,6 +591,8 @@ enum class server_decision : std::uint8_t {
   data_end,
   auth,
   verify,
+  xclient,
+  xforward,
 };
 
 /// A reply an application supplies with a decision. The text must not hold
@@ -643,6 +779,89 @@ class sasl_server_mechanism {
 /// How many mechanisms server::add_sasl_mechanism takes.
 inline constexpr std::size_t max_sasl_mechanisms = 8;
 
+namespace detail {
+
+// RFC 3339 §5.6 (the text was checked with wire::is_date_time):
+//   date-time = full-date "T" full-time
+//   full-date = date-fullyear "-" date-month "-" date-mday
+//   full-time = partial-time time-offset
+//   partial-time = time-hour ":" time-minute ":" time-second [time-secfrac]
+//   time-offset  = "Z" / time-numoffset ; time-numoffset = ("+" / "-") hh ":" mm
+// as seconds since 1970-01-01T00:00:00Z; a non-zero fraction counts as one
+// more second when `round_up` (so "later than" errs towards later).
+constexpr std::int64_t date_time_seconds(std::string_view t, bool round_up) noexcept {
+  auto num = [&](std::size_t at, std::size_t n) {
+    std::int64_t v = 0;
+    for (std::size_t i = at; i < at + n && i < t.size(); ++i)
+      v = v * 10 + (t[i] - '0');
+    return v;
+  };
+  const std::int64_t y = num(0, 4), mo = num(5, 2), d = num(8, 2);
+  std::int64_t secs = num(11, 2) * 3600 + num(14, 2) * 60 + num(17, 2);
+  std::size_t i = 19;
+  bool fraction = false;
+  if (i < t.size() && t[i] == '.')
+    for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i)
+      fraction = fraction || t[i] != '0';
+  if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
+    const std::int64_t off = num(i + 1, 2) * 3600 + num(i + 4, 2) * 60;
+    secs -= t[i] == '+' ? off : -off;
+  }
+  // Days from the civil date (proleptic Gregorian; March-based years).
+  const std::int64_t yy = y - (mo <= 2 ? 1 : 0);
+  const std::int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+  const std::int64_t yoe = yy - era * 400;
+  const std::int64_t doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
+  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const std::int64_t days = era * 146097 + doe - 719468;
+  return days * 86400 + secs + (round_up && fraction ? 1 : 0);
+}
+
+// 9999-12-31T23:59:59Z, the last second an RFC 3339 date-time can name.
+inline constexpr std::int64_t date_time_seconds_max = 253402300799;
+
+// Appends `t` (seconds since 1970, 0 < t <= date_time_seconds_max) as an
+// RFC 3339 date-time in UTC: "YYYY-MM-DDTHH:MM:SSZ".
+inline void append_date_time(std::string& out, std::int64_t t) {
+  const std::int64_t days = t / 86400, secs = t % 86400;
+  // Civil date from days (proleptic Gregorian; March-based years).
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = z / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  auto put = [&](std::int64_t v, int width, char after) {
+    char buf[4];
+    for (int i = width - 1; i >= 0; --i, v /= 10)
+      buf[i] = static_cast<char>('0' + v % 10);
+    out.append(buf, static_cast<std::size_t>(width));
+    if (after != 0) out.push_back(after);
+  };
+  put(y, 4, '-');
+  put(m, 2, '-');
+  put(d, 2, 'T');
+  put(secs / 3600, 2, ':');
+  put(secs / 60 % 60, 2, ':');
+  put(secs % 60, 2, 'Z');
+}
+
+// FNV-1a over the lower-cased domain: RCPTDOMAINMAX compares domains in
+// any case (RFC 5321 §2.4) without keeping their text.
+constexpr std::uint64_t domain_hash(std::string_view d) noexcept {
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : d) {
+    h ^= static_cast<unsigned char>(ascii_lower(c));
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace detail
+
 // ---------------------------------------------------------------------------
 // The engine
 // ---------------------------------------------------------------------------
@@ -771,14 +990,16 @@ class server {
   /// The configuration in force.
   const server_config& config() const noexcept { return cfg_; }
   /// Heap octets the session holds now: the input buffer, the output and
-  /// scratch strings' capacity, the SASL buffer, the mechanism table and a
+  /// scratch strings' capacity, the SASL buffer, the mechanism table, the
+  /// RCPTDOMAINMAX table (8 octets per limits.max_recipient_domains) and a
   /// host name too long for the string's inline buffer. With sizeof(server)
   /// the memory of an idle session. It grows only while the output buffer
-  /// reaches its high-water mark, and when add_sasl_mechanism sizes the
-  /// SASL buffers.
+  /// reaches its high-water mark, once when the first EHLO reply's
+  /// extension lines (XCLIENT, LIMITS, …) outgrow the scratch string, and
+  /// when add_sasl_mechanism sizes the SASL buffers.
   std::size_t memory_reserved() const noexcept {
     return in_cap_ + heap_capacity(out_) + heap_capacity(scratch_) + sasl_cap_ +
-           heap_capacity(cfg_.host_name) +
+           heap_capacity(cfg_.host_name) + domain_capacity() * sizeof(std::uint64_t) +
            (mechs_ ? max_sasl_mechanisms * sizeof(sasl_server_mechanism*) : 0);
   }
 
@@ -808,6 +1029,18 @@ class server {
     return cfg_.extensions.starttls && cfg_.tls_available && !tls_ && !cfg_.implicit_tls;
   }
   bool enhanced() const noexcept { return cfg_.extensions.enhancedstatuscodes; }
+  bool xclient_offered() const noexcept { return cfg_.xclient_trusted && cfg_.extensions.xclient; }
+  bool xforward_offered() const noexcept {
+    return cfg_.xclient_trusted && cfg_.extensions.xforward;
+  }
+  bool futurerelease_offered() const noexcept {
+    return cfg_.extensions.futurerelease_max_interval != 0;
+  }
+  // More recipient domains than recipients cannot be accepted.
+  std::size_t domain_capacity() const noexcept {
+    const auto& l = cfg_.limits;
+    return l.max_recipient_domains < l.max_recipients ? l.max_recipient_domains : l.max_recipients;
+  }
 
   static void append_decimal(std::string& out, std::uint64_t v) {
     char d[20];
@@ -838,6 +1071,8 @@ class server {
   server_event on_auth_line(std::string_view line) noexcept;
   server_event on_mail(const wire::command& c) noexcept;
   server_event on_rcpt(const wire::command& c) noexcept;
+  server_event on_xcommand(const wire::command& c, wire::verb v) noexcept;
+  bool rcpt_domain_allowed(const wire::path& p) noexcept;
   server_event on_bdat(const wire::command& c, server_rule rule) noexcept;
   server_event on_auth(const wire::command& c) noexcept;
   server_event auth_message(std::string_view msg) noexcept;
@@ -893,6 +1128,11 @@ class server {
   std::size_t errors_ = 0;
   std::size_t commands_ = 0;
   std::size_t auth_failures_ = 0;
+  // RCPTDOMAINMAX: hashes of the transaction's accepted recipient domains;
+  // the pending RCPT's new one waits at domains_[domain_count_].
+  std::unique_ptr<std::uint64_t[]> domains_;
+  std::size_t domain_count_ = 0;
+  std::size_t transactions_ = 0;  // MAIL commands of the session (limits.max_transactions)
   time_point wait_since_{};
   int code_override_ = 0;       // decide(): an application code with the default text
   int discard_reply_code_ = 0;  // the reply after a discarded chunk (0: already sent)
@@ -929,6 +1169,10 @@ class server {
   bool discard_count_ = true;  // whether the reply after a discarded chunk counts
   bool early_content_ = false;
   bool clock_armed_ = false;
+  bool pending_domain_new_ = false;  // the pending RCPT names a domain not yet counted
+  bool xforward_given_ = false;      // an XFORWARD was accepted since the last reset
+  bool xclient_login_ = false;       // the latest XCLIENT LOGIN held a value
+  wire::xvalue_kind pending_login_ = wire::xvalue_kind::absent;  // LOGIN of the pending XCLIENT
 };
 
 // ---------------------------------------------------------------------------
@@ -965,6 +1209,15 @@ inline server::server(server_config cfg) : cfg_(std::move(cfg)) {
   dopt.bare_lf_in_data = cfg_.leniency.bare_lf_in_data;
   data_ = wire::data_decoder(dopt);
   bdat_ = wire::bdat_reader(wire::bdat_options{cfg_.limits.max_message_size});
+  auto& x = cfg_.extensions;
+  if (x.futurerelease_max_interval > detail::params_impl::holdfor_max ||
+      x.futurerelease_max_datetime <= 0 ||
+      x.futurerelease_max_datetime > detail::date_time_seconds_max) {
+    x.futurerelease_max_interval = 0;
+    x.futurerelease_max_datetime = 0;
+  }
+  if (x.deliverby && *x.deliverby > 999999999) x.deliverby.reset();  // RFC 2852 §3: 1*9DIGIT
+  if (domain_capacity() != 0) domains_.reset(new std::uint64_t[domain_capacity()]);
   if (cfg_.implicit_tls) state_ = server_state::tls_pending;
 }
 
@@ -1111,6 +1364,8 @@ inline void server::reset_transaction() noexcept {
   bdat_error_ = errc::ok;
   bdat_eight_ = false;
   rcpts_ = 0;
+  domain_count_ = 0;
+  xforward_given_ = false;  // XFORWARD_README: reset at the end of the transaction
   refused_in_tx_ = false;
   bdat_.reset();
   data_.reset();
@@ -1124,6 +1379,7 @@ inline errc server::tls_established(const tls_info& info) noexcept {
   tls_ = true;
   greeted_ = false;
   authenticated_ = false;
+  xclient_login_ = false;
   auth_ = auth_step::none;
   mech_ = nullptr;
   drop_input();
@@ -1302,6 +1558,10 @@ inline server_event server::on_line(std::string_view line) noexcept {
       return refuse(v, 503, "5.5.1", "Bad sequence of commands: connection refused, send QUIT");
   }
   if (v == wire::verb::unknown) return refuse(v, errc::command_unknown);
+  // An untrusted peer must not learn that the commands exist.
+  if ((v == wire::verb::xclient && !xclient_offered()) ||
+      (v == wire::verb::xforward && !xforward_offered()))
+    return refuse(v, errc::command_unknown);
   const bool is_hello_verb = v == wire::verb::helo || v == wire::verb::ehlo;
   if ((cfg_.lmtp && is_hello_verb) || (!cfg_.lmtp && v == wire::verb::lhlo))
     return refuse(v, errc::command_unknown);
@@ -1375,14 +1635,40 @@ inline server_event server::on_line(std::string_view line) noexcept {
     }
     case wire::verb::auth:
       return on_auth(c);
+    case wire::verb::xclient:
+    case wire::verb::xforward:
+      return on_xcommand(c, v);
     default:
       break;
   }
   return refuse(v, errc::command_unknown);
 }
 
+inline server_event server::on_xcommand(const wire::command& c, wire::verb v) noexcept {
+  const bool xclient = v == wire::verb::xclient;
+  wire::xattributes a;
+  const errc e = wire::parse_xattributes(
+      xclient ? wire::xcommand::xclient : wire::xcommand::xforward, c.argument, a);
+  if (e != errc::ok) return refuse(v, e);
+  if (xclient) {
+    pending_login_ = a.get(wire::xattr::login);
+    pending_ = server_decision::xclient;
+    return xclient_event{a};
+  }
+  pending_ = server_decision::xforward;
+  return xforward_event{a, !xforward_given_};
+}
+
 inline server_event server::on_mail(const wire::command& c) noexcept {
   const wire::verb v = wire::verb::mail;
+  // RFC 9422 §4.1: MAILMAX counts every MAIL, whatever became of it; a
+  // client past it can do nothing useful in this session.
+  if (cfg_.limits.max_transactions != 0 && transactions_ >= cfg_.limits.max_transactions) {
+    scratch_.assign(cfg_.host_name).append(" Too many transactions, closing connection");
+    fatal(close_reason::too_many_transactions, 421, "4.5.3", scratch_);
+    return rejected_event{v, errc::ok, 421};
+  }
+  ++transactions_;
   if (cfg_.policy.require_tls && !tls_)
     return refuse(v, 530, "5.7.0", "Must issue a STARTTLS command first", false);
   if (cfg_.policy.require_auth && !authenticated_)
@@ -1400,16 +1686,28 @@ inline server_event server::on_mail(const wire::command& c) noexcept {
       (*m.body == wire::body_type::binary_mime ? binary_ok : (x.eightbitmime || binary_ok));
   const bool dsn_ok = x.dsn || (!m.ret && !m.envid);
   if ((m.size && !x.size) || !body_ok || (m.smtputf8 && !x.smtputf8) || !dsn_ok ||
-      (m.auth && !auth_offered()) || (m.requiretls && !(x.requiretls && tls_)) || m.mt_priority ||
-      m.by)
+      (m.auth && !auth_offered()) || (m.requiretls && !(x.requiretls && tls_)) ||
+      (m.mt_priority && x.mt_priority == mt_priority_profile::off) || (m.by && !x.deliverby) ||
+      ((m.holdfor || m.holduntil) && !futurerelease_offered()))
     return refuse(v, errc::param_unknown);
   if (m.size && *m.size > cfg_.limits.max_message_size) return refuse(v, errc::message_too_big);
+  // RFC 2852 §4: a message to be returned when late needs at least the
+  // min-by-time the server offered (the grammar already refused a by-time
+  // of zero or less in R mode); N mode only asks for a "delayed" DSN.
+  if (m.by && m.by->mode == wire::by_mode::return_message &&
+      m.by->time < static_cast<std::int64_t>(*x.deliverby))
+    return refuse(v, errc::by_time_below_minimum);
+  // RFC 4865 §3: no hold beyond what FUTURERELEASE announced.
+  if (m.holdfor && *m.holdfor > x.futurerelease_max_interval)
+    return refuse(v, errc::holdfor_too_long);
+  if (m.holduntil && detail::date_time_seconds(*m.holduntil, true) > x.futurerelease_max_datetime)
+    return refuse(v, errc::holduntil_too_late);
   if (!wire::is_ascii(c.path) && !m.smtputf8) return refuse(v, errc::utf8_not_allowed);
   tx_smtputf8_ = m.smtputf8;
   tx_binary_ = m.body && *m.body == wire::body_type::binary_mime;
   tx_8bit_ok_ = m.body && *m.body != wire::body_type::seven_bit;
   pending_ = server_decision::mail;
-  return mail_event{c.path, m};
+  return mail_event{c.path, m, xforward_given_};
 }
 
 inline server_event server::on_rcpt(const wire::command& c) noexcept {
@@ -1421,10 +1719,28 @@ inline server_event server::on_rcpt(const wire::command& c) noexcept {
   po.allow_unknown = false;
   auto p = wire::parse_rcpt_params(c.params, po);
   if (!p) return refuse(v, p.error());
-  if ((p->notify != 0 || p->orcpt) && !cfg_.extensions.dsn) return refuse(v, errc::param_unknown);
+  if (((p->notify != 0 || p->orcpt) && !cfg_.extensions.dsn) || (p->rrvs && !cfg_.extensions.rrvs))
+    return refuse(v, errc::param_unknown);
   if (!wire::is_ascii(c.path) && !tx_smtputf8_) return refuse(v, errc::utf8_not_allowed);
+  if (!rcpt_domain_allowed(c.path))
+    return refuse(v, 452, "4.5.3", "Too many recipient domains", false);
   pending_ = server_decision::rcpt;
   return rcpt_event{c.path, *p, rcpts_};
+}
+
+// RFC 9422 §4.3 RCPTDOMAINMAX: at most that many distinct domains among
+// the transaction's recipients; <postmaster> names none.
+inline bool server::rcpt_domain_allowed(const wire::path& p) noexcept {
+  pending_domain_new_ = false;
+  if (cfg_.limits.max_recipient_domains == 0 || p.postmaster) return true;
+  const std::uint64_t h = detail::domain_hash(p.address.domain);
+  for (std::size_t i = 0; i < domain_count_; ++i)
+    if (domains_[i] == h) return true;
+  if (domain_count_ >= cfg_.limits.max_recipient_domains || domain_count_ >= domain_capacity())
+    return false;
+  domains_[domain_count_] = h;
+  pending_domain_new_ = true;
+  return true;
 }
 
 inline server_event server::on_bdat(const wire::command& c, server_rule rule) noexcept {
@@ -1739,16 +2055,17 @@ inline void server::write_ehlo_reply(wire::verb v) noexcept {
     return;
   }
   const auto& x = cfg_.extensions;
-  std::array<std::string_view, 14> lines{};
-  std::size_t n = 0;
-  lines[n++] = cfg_.host_name;
+  // Lines with numbers or lists are written into scratch_ first, then
+  // viewed (scratch_ may move while it grows).
+  enum piece { p_size, p_auth, p_deliverby, p_futurerelease, p_limits, p_xclient, p_xforward, p_n };
+  std::array<std::size_t, p_n + 1> at{};
   scratch_.clear();
-  std::size_t size_len = 0;
+  auto mark = [&](piece p) { at[p + 1] = scratch_.size(); };
   if (x.size) {
     scratch_.append("SIZE ");
     append_decimal(scratch_, cfg_.limits.max_message_size);
-    size_len = scratch_.size();
   }
+  mark(p_size);
   if (auth_offered() && !authenticated_) {
     scratch_.append("AUTH");
     for (std::size_t i = 0; i < wire::sasl::mechanism_count; ++i) {
@@ -1758,18 +2075,74 @@ inline void server::write_ehlo_reply(wire::verb v) noexcept {
     for (std::size_t i = 0; i < mech_count_; ++i)
       scratch_.append(" ").append(mechs_[i]->name());
   }
+  mark(p_auth);
+  // RFC 2852 §3: "DELIVERBY" [SP min-by-time]
+  if (x.deliverby) {
+    scratch_.append("DELIVERBY");
+    if (*x.deliverby != 0) append_decimal(scratch_.append(" "), *x.deliverby);
+  }
+  mark(p_deliverby);
+  // RFC 4865 §3: "FUTURERELEASE" SP max-future-release-interval SP
+  // max-future-release-date-time
+  if (futurerelease_offered()) {
+    append_decimal(scratch_.append("FUTURERELEASE "), x.futurerelease_max_interval);
+    detail::append_date_time(scratch_.append(" "), x.futurerelease_max_datetime);
+  }
+  mark(p_futurerelease);
+  // RFC 9422 §3: "LIMITS" 1*(SP limit-name "=" limit-value), limit-value
+  // 1*6DIGIT: a larger limit is announced as 999999 (the client then stays
+  // below the real one).
+  if (x.limits) {
+    const std::size_t start = scratch_.size();
+    scratch_.append("LIMITS");
+    const std::pair<std::string_view, std::size_t> limits[] = {
+        {"MAILMAX", cfg_.limits.max_transactions},
+        {"RCPTMAX", cfg_.limits.max_recipients},
+        {"RCPTDOMAINMAX", cfg_.limits.max_recipient_domains}};
+    for (const auto& l : limits)
+      if (l.second != 0)
+        append_decimal(scratch_.append(" ").append(l.first).append("="),
+                       l.second < 999999 ? l.second : 999999);
+    if (scratch_.size() == start + 6) scratch_.resize(start);  // no limit to announce
+  }
+  mark(p_limits);
+  // XCLIENT_README / XFORWARD_README: the keyword, then the attribute names
+  // the server takes.
+  for (const auto cmd : {wire::xcommand::xclient, wire::xcommand::xforward}) {
+    if (cmd == wire::xcommand::xclient ? xclient_offered() : xforward_offered()) {
+      scratch_.append(wire::to_string(cmd));
+      for (std::size_t i = 0; i < wire::xattr_count; ++i)
+        if (wire::allowed(cmd, static_cast<wire::xattr>(i)))
+          scratch_.append(" ").append(wire::to_string(static_cast<wire::xattr>(i)));
+    }
+    mark(cmd == wire::xcommand::xclient ? p_xclient : p_xforward);
+  }
   const std::string_view s(scratch_);
-  if (x.size) lines[n++] = s.substr(0, size_len);
-  if (x.eightbitmime) lines[n++] = "8BITMIME";
-  if (x.pipelining) lines[n++] = "PIPELINING";
-  if (starttls_offered()) lines[n++] = "STARTTLS";
-  if (s.size() > size_len) lines[n++] = s.substr(size_len);
-  if (x.enhancedstatuscodes) lines[n++] = "ENHANCEDSTATUSCODES";
-  if (x.smtputf8) lines[n++] = "SMTPUTF8";
-  if (x.chunking) lines[n++] = "CHUNKING";
-  if (x.binarymime && x.chunking) lines[n++] = "BINARYMIME";
-  if (x.dsn) lines[n++] = "DSN";
-  if (x.requiretls && tls_) lines[n++] = "REQUIRETLS";
+  auto piece_of = [&](piece p) { return s.substr(at[p], at[p + 1] - at[p]); };
+  std::array<std::string_view, 24> lines{};
+  std::size_t n = 0;
+  auto add = [&](std::string_view l) {
+    if (!l.empty()) lines[n++] = l;
+  };
+  add(cfg_.host_name);
+  add(piece_of(p_size));
+  if (x.eightbitmime) add("8BITMIME");
+  if (x.pipelining) add("PIPELINING");
+  if (starttls_offered()) add("STARTTLS");
+  add(piece_of(p_auth));
+  if (x.enhancedstatuscodes) add("ENHANCEDSTATUSCODES");
+  if (x.smtputf8) add("SMTPUTF8");
+  if (x.chunking) add("CHUNKING");
+  if (x.binarymime && x.chunking) add("BINARYMIME");
+  if (x.dsn) add("DSN");
+  if (x.requiretls && tls_) add("REQUIRETLS");
+  add(piece_of(p_deliverby));
+  add(ehlo_line(x.mt_priority));
+  if (x.rrvs) add("RRVS");
+  add(piece_of(p_futurerelease));
+  add(piece_of(p_limits));
+  add(piece_of(p_xclient));
+  add(piece_of(p_xforward));
   (void)wire::write_reply_lines(out_, 250, std::optional<wire::enhanced_code>{}, lines.begin(),
                                 lines.begin() + static_cast<std::ptrdiff_t>(n));
 }
@@ -1848,6 +2221,23 @@ inline void server::default_reply(server_decision d, int cls) noexcept {
       else
         reply(450, "4.2.0", "Mailbox temporarily unavailable");
       return;
+    case server_decision::xclient:
+    case server_decision::xforward:
+      // XCLIENT_README, XFORWARD_README reply codes: 220 (XCLIENT: the new
+      // greeting) or 250, 550 insufficient authorization, 421 unable to
+      // proceed, disconnecting.
+      if (cls == 2 && d == server_decision::xclient) {
+        scratch_.assign(cfg_.host_name).append(cfg_.lmtp ? " LMTP" : " ESMTP");
+        reply(220, {}, scratch_);
+      } else if (cls == 2) {
+        reply(250, "2.0.0", "Ok");
+      } else if (cls == 5) {
+        reply(550, "5.7.0", "Insufficient authorization");
+      } else {
+        scratch_.assign(cfg_.host_name).append(" Unable to proceed, closing connection");
+        reply(421, "4.3.0", scratch_);
+      }
+      return;
   }
 }
 
@@ -1876,7 +2266,7 @@ inline errc server::decide(int cls, const server_reply* r) noexcept {
     bool code_ok = code / 100 == cls && wire::is_valid_reply_code(code);
     if (cls == 2 && d == server_decision::data_start)  // 354 for DATA; BDAT sends no reply here
       code_ok = state_ != server_state::in_bdat && code == 354;
-    else if (cls == 2 && d == server_decision::connect)
+    else if (cls == 2 && (d == server_decision::connect || d == server_decision::xclient))
       code_ok = code == 220;
     if (!code_ok || detail::has_line_breaking_byte(r->text) ||
         detail::has_line_breaking_byte(r->enhanced))
@@ -1919,6 +2309,11 @@ inline errc server::decide(int cls, const server_reply* r) noexcept {
                                             : auth_step::oauth_error_xoauth2;
     return errc::ok;
   }
+  if ((d == server_decision::xclient || d == server_decision::xforward) && cls == 4 &&
+      (r == nullptr || r->code == 421)) {
+    close(close_reason::xcommand_refused);  // 421: "unable to proceed, disconnecting"
+    return errc::ok;
+  }
   after_decision(d, cls);
   return errc::ok;
 }
@@ -1957,6 +2352,7 @@ inline void server::after_decision(server_decision d, int cls) noexcept {
     case server_decision::rcpt:
       if (cls == 2) {
         ++rcpts_;
+        if (pending_domain_new_) ++domain_count_;
         state_ = server_state::awaiting_data;
       } else {
         refused_in_tx_ = true;
@@ -1996,6 +2392,22 @@ inline void server::after_decision(server_decision d, int cls) noexcept {
         count_auth_failure();
       break;
     case server_decision::verify:
+      break;
+    case server_decision::xclient:
+      if (cls == 2) {
+        // XCLIENT_README: back to the greeting stage, except TLS.
+        if (pending_login_ == wire::xvalue_kind::value)
+          xclient_login_ = true;
+        else if (pending_login_ != wire::xvalue_kind::absent)
+          xclient_login_ = false;
+        authenticated_ = xclient_login_;
+        greeted_ = false;
+        state_ = server_state::awaiting_hello;
+        reset_transaction();
+      }
+      break;
+    case server_decision::xforward:
+      if (cls == 2) xforward_given_ = true;
       break;
   }
 }

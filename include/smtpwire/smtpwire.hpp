@@ -23,6 +23,7 @@
 #include <smtpwire/wire/proxy.hpp>
 #include <smtpwire/wire/reply.hpp>
 #include <smtpwire/wire/sasl.hpp>
+#include <smtpwire/wire/xclient.hpp>
 #include <smtpwire/wire/xtext.hpp>
 
 #endif  // SMTPWIRE_SMTPWIRE_HPP

@@ -112,6 +112,9 @@ struct sender_app {
     } else if (std::holds_alternative<ev::send_content>(e) ||
                (std::holds_alternative<std::monostate>(e) &&
                 c.state() == smtpwire::client_state::content)) {
+      // A new send_content starts the message again (each transaction of a
+      // message that LIMITS split takes the whole content).
+      if (std::holds_alternative<ev::send_content>(e)) pos = 0;
       const std::string& m = messages[next];
       while (pos < m.size()) {
         const auto n = c.send_content(std::string_view(m).substr(pos));

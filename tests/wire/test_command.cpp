@@ -51,6 +51,8 @@ std::string describe(const wire::command& c) {
     case verb::expn:
     case verb::help:
     case verb::noop:
+    case verb::xclient:
+    case verb::xforward:
       if (!c.argument.empty()) s += " argument=" + escape_hex(c.argument);
       break;
     case verb::auth:
@@ -182,6 +184,15 @@ TEST_CASE("one table drives writer and reader", "[wire][command]") {
   add(make(verb::rset), "RSET");
   add(make(verb::quit), "QUIT");
   add(make(verb::starttls), "STARTTLS");
+  {
+    // Postfix XCLIENT_README / XFORWARD_README examples.
+    auto c = make(verb::xclient);
+    c.argument = "NAME=spike.porcupine.org ADDR=168.100.189.2";
+    add(c, "XCLIENT NAME=spike.porcupine.org ADDR=168.100.189.2");
+    c.kind = verb::xforward;
+    c.argument = "NAME=spike.porcupine.org ADDR=168.100.189.2 PROTO=ESMTP";
+    add(c, "XFORWARD NAME=spike.porcupine.org ADDR=168.100.189.2 PROTO=ESMTP");
+  }
   for (const auto& r : rows) {
     INFO(r.line);
     std::string out = "prefix|";
@@ -245,6 +256,19 @@ TEST_CASE("write_command refuses invalid values", "[wire][command]") {
     c.initial_response = "abc";
     bad.push_back(c);
   }
+  {
+    auto c = make(verb::xclient);
+    bad.push_back(c);  // XCLIENT needs attributes
+    c.argument = "NAME=a\r\nMAIL FROM:<a@b>";
+    bad.push_back(c);
+    c.argument = "NAME=a  ADDR=192.0.2.1";
+    bad.push_back(c);
+    c.kind = verb::xforward;
+    c.argument = "NAME=a\tb";
+    bad.push_back(c);
+    c.argument = "NAME=\xc3\xa9";
+    bad.push_back(c);
+  }
   bad.push_back(make(verb::unknown));
   for (const auto& c : bad) {
     INFO(describe(c));
@@ -263,9 +287,11 @@ TEST_CASE("write_command refuses invalid values", "[wire][command]") {
 }
 
 TEST_CASE("verbs are recognised in every case and never by prefix", "[wire][command]") {
-  const verb all[] = {verb::helo, verb::ehlo, verb::lhlo, verb::mail,     verb::rcpt,
-                      verb::data, verb::bdat, verb::rset, verb::vrfy,     verb::expn,
-                      verb::help, verb::noop, verb::quit, verb::starttls, verb::auth};
+  const verb all[] = {verb::helo,    verb::ehlo,    verb::lhlo, verb::mail,     verb::rcpt,
+                      verb::data,    verb::bdat,    verb::rset, verb::vrfy,     verb::expn,
+                      verb::help,    verb::noop,    verb::quit, verb::starttls, verb::auth,
+                      verb::xclient, verb::xforward};
+  static_assert(sizeof all / sizeof all[0] == static_cast<std::size_t>(verb::unknown));
   std::mt19937 rng(7);
   for (verb v : all) {
     const std::string name(wire::to_string(v));
@@ -295,10 +321,11 @@ class generator {
 
   wire::command next(bool utf8) {
     utf8_ = utf8;
-    const verb all[] = {verb::helo, verb::ehlo, verb::lhlo, verb::mail,     verb::rcpt,
-                        verb::data, verb::bdat, verb::rset, verb::vrfy,     verb::expn,
-                        verb::help, verb::noop, verb::quit, verb::starttls, verb::auth};
-    wire::command c = make(all[pick(15)]);
+    const verb all[] = {verb::helo,    verb::ehlo,    verb::lhlo, verb::mail,     verb::rcpt,
+                        verb::data,    verb::bdat,    verb::rset, verb::vrfy,     verb::expn,
+                        verb::help,    verb::noop,    verb::quit, verb::starttls, verb::auth,
+                        verb::xclient, verb::xforward};
+    wire::command c = make(all[pick(17)]);
     switch (c.kind) {
       case verb::helo:
         c.domain = keep(domain());
@@ -329,6 +356,20 @@ class generator {
         if (pick(3) == 1) c.initial_response = "=";
         if (pick(3) == 2) c.initial_response = keep(base64());
         break;
+      case verb::xclient:
+      case verb::xforward: {
+        // The command layer takes any single-SP list of VCHAR tokens.
+        std::string a;
+        const std::size_t n = 1 + pick(4);
+        for (std::size_t i = 0; i < n; ++i) {
+          if (i) a += ' ';
+          const std::size_t len = 1 + pick(12);
+          for (std::size_t j = 0; j < len; ++j)
+            a += static_cast<char>(33 + pick(94));
+        }
+        c.argument = keep(a);
+        break;
+      }
       default:
         break;
     }

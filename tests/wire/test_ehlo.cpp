@@ -51,6 +51,19 @@ std::string describe(const wire::capabilities& c, const wire::ehlo_diagnostics& 
     if (k == capability::deliverby && c.deliverby != 0) s += " " + std::to_string(c.deliverby);
     if (k == capability::mt_priority && !c.mt_priority.empty())
       s += " " + escape_hex(c.mt_priority);
+    if (k == capability::limits) {
+      if (c.limits.rcptmax) s += " RCPTMAX=" + std::to_string(c.limits.rcptmax);
+      if (c.limits.mailmax) s += " MAILMAX=" + std::to_string(c.limits.mailmax);
+      if (c.limits.rcptdomainmax) s += " RCPTDOMAINMAX=" + std::to_string(c.limits.rcptdomainmax);
+    }
+    if (k == capability::xclient || k == capability::xforward)
+      for (std::size_t a = 0; a < wire::xattr_count; ++a)
+        if ((k == capability::xclient ? c.xclient : c.xforward) &
+            wire::xattr_bit(static_cast<wire::xattr>(a)))
+          s += " " + std::string(wire::to_string(static_cast<wire::xattr>(a)));
+    if (k == capability::futurerelease && !c.futurerelease_max_datetime.empty())
+      s += " " + std::to_string(c.futurerelease_max_interval) + " " +
+           escape_hex(c.futurerelease_max_datetime);
     if (k == capability::auth) {
       for (std::size_t m = 0; m < sasl::mechanism_count; ++m)
         if (c.mechanisms.has(static_cast<sasl::mechanism>(m)))
@@ -128,7 +141,12 @@ std::string run(const std::vector<std::string_view>& lines, const wire::ehlo_opt
   const std::string log = describe(*r1, d1);
   CHECK(describe(*r2, d2) == log);
   CHECK(describe(reader.value(), reader.diagnostics()) == log);
-  if (!r1->domain.empty()) {
+  // FUTURERELEASE read without its mandatory parameters is offered but has
+  // nothing to write back: the writer refuses it rather than send a line
+  // outside RFC 4865 §3.
+  const bool bare_futurerelease =
+      r1->has(capability::futurerelease) && r1->futurerelease_max_datetime.empty();
+  if (!r1->domain.empty() && !bare_futurerelease) {
     check_round_trip(*r1);
   } else {
     std::string out;
@@ -189,12 +207,40 @@ TEST_CASE("ehlo: one table drives writer and reader", "[wire][ehlo]") {
     c.mechanisms.add(sasl::mechanism::plain);
     c.mechanisms.add(sasl::mechanism::scram_sha_256_plus);
     REQUIRE(c.add_other_mechanism("X-FOO_2"));
-    REQUIRE(c.add_extension("XCLIENT", "NAME ADDR"));
+    c.set(capability::xclient);
+    c.xclient = wire::xattr_bit(wire::xattr::name) | wire::xattr_bit(wire::xattr::addr);
+    REQUIRE(c.add_extension("XCLIENT-NOT", "NAME ADDR"));
     REQUIRE(c.add_extension("x-lower"));
     rows.push_back({c,
                     "250-mx.example Hello [192.0.2.1]\r\n250-SIZE 10240000\r\n250-PIPELINING\r\n"
                     "250-AUTH PLAIN LOGIN SCRAM-SHA-256-PLUS X-FOO_2\r\n250-XCLIENT NAME ADDR\r\n"
-                    "250 x-lower\r\n"});
+                    "250-XCLIENT-NOT NAME ADDR\r\n250 x-lower\r\n"});
+  }
+  {
+    // RFC 9422 §5 limits (written MAILMAX RCPTMAX RCPTDOMAINMAX, zeros left out),
+    // Postfix's XFORWARD list, RRVS and FUTURERELEASE (RFC 4865 §3).
+    wire::capabilities c;
+    c.domain = "relay.example";
+    c.set(capability::limits);
+    c.limits.rcptmax = 100;
+    c.limits.rcptdomainmax = 999999;
+    c.set(capability::xforward);
+    c.xforward = wire::all_xattrs(wire::xcommand::xforward);
+    c.set(capability::rrvs);
+    c.set(capability::futurerelease);
+    c.futurerelease_max_interval = 604800;
+    c.futurerelease_max_datetime = "2030-12-31T23:59:59Z";
+    rows.push_back({c,
+                    "250-relay.example\r\n250-LIMITS RCPTMAX=100 RCPTDOMAINMAX=999999\r\n"
+                    "250-XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE\r\n250-RRVS\r\n"
+                    "250 FUTURERELEASE 604800 2030-12-31T23:59:59Z\r\n"});
+    c.limits = {};
+    c.limits.mailmax = 1;
+    c.xforward = 0;
+    c.futurerelease_max_interval = 0;
+    rows.push_back({c,
+                    "250-relay.example\r\n250-LIMITS MAILMAX=1\r\n250-XFORWARD\r\n250-RRVS\r\n"
+                    "250 FUTURERELEASE 0 2030-12-31T23:59:59Z\r\n"});
   }
   {
     wire::capabilities c;
@@ -205,12 +251,20 @@ TEST_CASE("ehlo: one table drives writer and reader", "[wire][ehlo]") {
     c.deliverby = 999999999;
     c.mt_priority = "STANAG4406";
     c.mechanisms.add(sasl::mechanism::xoauth2);
+    c.limits.mailmax = 999999;
+    c.xclient = wire::all_xattrs(wire::xcommand::xclient);
+    c.futurerelease_max_interval = 999999999;
+    c.futurerelease_max_datetime = "9999-12-31t23:59:60.999z";
     rows.push_back({c,
                     "250-[IPv6:2001:db8::1]\r\n250-SIZE 18446744073709551615\r\n250-8BITMIME\r\n"
                     "250-PIPELINING\r\n250-STARTTLS\r\n250-AUTH XOAUTH2\r\n"
                     "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n"
                     "250-BINARYMIME\r\n250-DSN\r\n250-REQUIRETLS\r\n250-DELIVERBY 999999999\r\n"
-                    "250-MT-PRIORITY STANAG4406\r\n250-VRFY\r\n250-ETRN\r\n250 HELP\r\n"});
+                    "250-MT-PRIORITY STANAG4406\r\n250-VRFY\r\n250-ETRN\r\n250-HELP\r\n"
+                    "250-LIMITS MAILMAX=999999\r\n"
+                    "250-XCLIENT NAME REVERSE_NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT\r\n"
+                    "250-XFORWARD\r\n250-RRVS\r\n"
+                    "250 FUTURERELEASE 999999999 9999-12-31t23:59:60.999z\r\n"});
   }
   for (const auto& r : rows) {
     INFO(escape_hex(r.reply));
@@ -291,6 +345,40 @@ TEST_CASE("writer refuses values that would not parse back", "[wire][ehlo]") {
     c = base;
     c.known = 1u << wire::capability_count;  // a bit with no capability
     refuses(c);
+    c = base;
+    c.limits.rcptmax = 5;  // without LIMITS set
+    refuses(c);
+    c.set(capability::limits);
+    c.limits.rcptmax = 1000000;  // RFC 9422: 1*6DIGIT
+    refuses(c);
+    c = base;
+    c.xclient = wire::xattr_bit(wire::xattr::name);  // without XCLIENT set
+    refuses(c);
+    c.set(capability::xclient);
+    c.xclient = wire::xattr_bit(wire::xattr::ident);  // an XFORWARD-only name
+    refuses(c);
+    c.xclient = 1u << 12;  // no attribute
+    refuses(c);
+    c = base;
+    c.set(capability::xforward);
+    c.xforward = wire::xattr_bit(wire::xattr::login);  // an XCLIENT-only name
+    refuses(c);
+    c = base;
+    c.futurerelease_max_interval = 60;  // without FUTURERELEASE set
+    refuses(c);
+    c = base;
+    c.futurerelease_max_datetime = "2030-01-01T00:00:00Z";
+    refuses(c);
+    c.set(capability::futurerelease);
+    c.futurerelease_max_datetime = "";  // the parameters are mandatory
+    refuses(c);
+    c.futurerelease_max_datetime = "2030-02-30T00:00:00Z";
+    refuses(c);
+    c.futurerelease_max_datetime = "2030-01-01T00:00:00Z\r\n250 STARTTLS";
+    refuses(c);
+    c.futurerelease_max_datetime = "2030-01-01T00:00:00Z";
+    c.futurerelease_max_interval = 1000000000;
+    refuses(c);
   }
   for (std::string_view m : {"PLAIN", "plain", "BAD NAME", "", "X=Y", "A123456789012345678901"}) {
     auto c = base;
@@ -307,19 +395,12 @@ TEST_CASE("writer refuses values that would not parse back", "[wire][ehlo]") {
     c.other_mechanism_count = wire::capabilities::max_mechanisms + 1;
     refuses(c);
   }
-  const std::pair<std::string_view, std::string_view> bad_ext[] = {{"SIZE", ""},
-                                                                   {"size", ""},
-                                                                   {"-X", ""},
-                                                                   {"X_Y", ""},
-                                                                   {"", ""},
-                                                                   {"X", " a"},
-                                                                   {"X", "a "},
-                                                                   {"X", "a  b"},
-                                                                   {"X", "a\tb"},
-                                                                   {"AUTH=X", ""},
-                                                                   {"X", "\xc3\xa9"},
-                                                                   {"X\r\nY", ""},
-                                                                   {"X", "a\r\n250 STARTTLS"}};
+  const std::pair<std::string_view, std::string_view> bad_ext[] = {
+      {"SIZE", ""},      {"xclient", "NAME"}, {"LIMITS", "RCPTMAX=1"},
+      {"size", ""},      {"-X", ""},          {"X_Y", ""},
+      {"", ""},          {"X", " a"},         {"X", "a "},
+      {"X", "a  b"},     {"X", "a\tb"},       {"AUTH=X", ""},
+      {"X", "\xc3\xa9"}, {"X\r\nY", ""},      {"X", "a\r\n250 STARTTLS"}};
   for (const auto& e : bad_ext) {
     INFO(escape_hex(e.first) << " / " << escape_hex(e.second));
     auto c = base;
@@ -448,6 +529,23 @@ TEST_CASE("seeded generator: parse(write(x)) == x", "[wire][ehlo]") {
       profile += pick("-AB1", 0, 8);
       store.push_back(profile);
       c.mt_priority = store.back();
+    }
+    if (c.has(capability::limits)) {
+      const auto limit = [&]() -> std::uint32_t {
+        return rng() % 3 == 0 ? 0 : 1 + static_cast<std::uint32_t>(rng() % 999999);
+      };
+      c.limits = {limit(), limit(), limit()};
+    }
+    if (c.has(capability::xclient))
+      c.xclient = static_cast<std::uint16_t>(rng()) & wire::all_xattrs(wire::xcommand::xclient);
+    if (c.has(capability::xforward))
+      c.xforward = static_cast<std::uint16_t>(rng()) & wire::all_xattrs(wire::xcommand::xforward);
+    if (c.has(capability::futurerelease)) {
+      c.futurerelease_max_interval = rng() % 1000000000;
+      static const char* const when[] = {"2030-01-01T00:00:00Z", "1999-12-31t23:59:60.5z",
+                                         "2032-02-29T12:34:56.789+05:30",
+                                         "2000-06-30T18:59:60-05:00"};
+      c.futurerelease_max_datetime = when[rng() % 4];
     }
     if (c.has(capability::auth)) {
       c.mechanisms = sasl::mechanism_set{};

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <random>
 #include <sstream>
@@ -73,6 +74,8 @@ std::string dump(const wire::mail_params& m) {
   if (m.by)
     o << "by " << m.by->time << ';' << (m.by->mode == wire::by_mode::return_message ? 'R' : 'N')
       << (m.by->trace ? "T" : "") << '\n';
+  if (m.holdfor) o << "holdfor " << *m.holdfor << '\n';
+  if (m.holduntil) o << "holduntil " << esc(*m.holduntil) << '\n';
   std::string s = o.str() + dump_unknown(m.unknown);
   if (s.empty()) return "(none)";
   s.pop_back();
@@ -83,6 +86,11 @@ std::string dump(const wire::rcpt_params& r) {
   std::string s;
   if (r.notify) s += "notify " + notify_text(r.notify) + '\n';
   if (r.orcpt) s += "orcpt " + esc(r.orcpt->addr_type) + ";" + esc(r.orcpt->addr) + '\n';
+  if (r.rrvs) {
+    s += "rrvs " + esc(r.rrvs->date_time);
+    if (r.rrvs->action != 0) s += std::string(";") + r.rrvs->action;
+    s += '\n';
+  }
   s += dump_unknown(r.unknown);
   if (s.empty()) return "(none)";
   s.pop_back();
@@ -296,6 +304,18 @@ TEST_CASE("writers: table of values and their text", "[wire][params]") {
     m.body = wire::body_type::seven_bit;
     rows.push_back({m, " BODY=7BIT BY=999999999;R"});
   }
+  {
+    wire::mail_params m;
+    m.holdfor = 999999999;
+    m.unknown = wire::unknown_params("HOLDUNTIL=2030-01-01T00:00:00Z XA");  // known: skipped
+    rows.push_back({m, " HOLDFOR=999999999 XA"});
+  }
+  {
+    wire::mail_params m;
+    m.holduntil = "2009-10-12T12:00:00-05:00";  // RFC 4865 §3's style of example
+    m.by = wire::deliver_by{60, wire::by_mode::notify, false};
+    rows.push_back({m, " BY=60;N HOLDUNTIL=2009-10-12T12:00:00-05:00"});
+  }
   for (const auto& r : rows) {
     std::string out = "MAIL FROM:<a@b.example>";
     REQUIRE(wire::write_mail_params(out, r.m) == errc::ok);
@@ -317,6 +337,20 @@ TEST_CASE("writers: table of values and their text", "[wire][params]") {
   out.clear();
   REQUIRE(wire::write_rcpt_params(out, rp) == errc::ok);
   CHECK(out == " NOTIFY=NEVER");
+  // RFC 7293 §3 example: RRVS=2014-04-03T23:01:00Z, with and without an action.
+  rp = {};
+  rp.rrvs = wire::rrvs_param{"2014-04-03T23:01:00Z", 0};
+  out.clear();
+  REQUIRE(wire::write_rcpt_params(out, rp) == errc::ok);
+  CHECK(out == " RRVS=2014-04-03T23:01:00Z");
+  rp.rrvs->action = 'C';
+  rp.notify = wire::notify_failure;
+  out.clear();
+  REQUIRE(wire::write_rcpt_params(out, rp) == errc::ok);
+  CHECK(out == " NOTIFY=FAILURE RRVS=2014-04-03T23:01:00Z;C");
+  auto back = wire::parse_rcpt_params(after_sp(out));
+  REQUIRE(back);
+  CHECK(*back == rp);
 }
 
 TEST_CASE("writers refuse invalid values and append nothing", "[wire][params]") {
@@ -357,6 +391,10 @@ TEST_CASE("writers refuse invalid values and append nothing", "[wire][params]") 
   m.by = wire::deliver_by{1000000000, wire::by_mode::notify, false};
   CHECK(mail_err(m) == errc::param_value_invalid);
   m.by = wire::deliver_by{1, static_cast<wire::by_mode>(7), false};
+  CHECK(mail_err(m) == errc::param_value_invalid);
+  m.by = wire::deliver_by{0, wire::by_mode::return_message, false};  // RFC 2852 §4
+  CHECK(mail_err(m) == errc::param_value_invalid);
+  m.by = wire::deliver_by{-5, wire::by_mode::return_message, true};
   CHECK(mail_err(m) == errc::param_value_invalid);
   m = {};
   m.body = static_cast<wire::body_type>(9);
@@ -400,6 +438,76 @@ TEST_CASE("writers refuse invalid values and append nothing", "[wire][params]") 
   CHECK(rcpt_err(r) == errc::xtext_invalid);
   r.orcpt = wire::orcpt_param{"rfc822", std::string_view("x\r\nQUIT")};
   CHECK(rcpt_err(r) == errc::xtext_invalid);
+  r = {};
+  r.rrvs = wire::rrvs_param{"2014-04-03T23:01:00Z", 'c'};  // only upper case is stored
+  CHECK(rcpt_err(r) == errc::param_value_invalid);
+  r.rrvs = wire::rrvs_param{"2014-04-03T23:01:00Z", 'X'};
+  CHECK(rcpt_err(r) == errc::param_value_invalid);
+  r.rrvs = wire::rrvs_param{"2014-04-31T23:01:00Z", 'R'};
+  CHECK(rcpt_err(r) == errc::param_value_invalid);
+  r.rrvs = wire::rrvs_param{"", 0};
+  CHECK(rcpt_err(r) == errc::param_value_invalid);
+  r.rrvs = wire::rrvs_param{std::string_view("2014-04-03T23:01:00Z\r\nQUIT"), 0};
+  CHECK(rcpt_err(r) == errc::param_value_invalid);
+
+  m = {};
+  m.holdfor = 1000000000;  // 10 digits: RFC 4865 allows 1*9DIGIT
+  CHECK(mail_err(m) == errc::param_value_invalid);
+  m.holdfor = 10;
+  m.holduntil = "2030-01-01T00:00:00Z";
+  CHECK(mail_err(m) == errc::param_conflict);
+  m.holdfor.reset();
+  m.holduntil = "2030-01-01 00:00:00Z";
+  CHECK(mail_err(m) == errc::param_value_invalid);
+  m.holduntil = "2030-01-01T00:00:00";
+  CHECK(mail_err(m) == errc::param_value_invalid);
+}
+
+TEST_CASE("is_date_time: RFC 3339 §5.6 and §5.8 examples and calendar edges", "[wire][params]") {
+  // RFC 3339 §5.8 examples.
+  for (const char* ok :
+       {"1985-04-12T23:20:50.52Z", "1996-12-19T16:39:57-08:00", "1990-12-31T23:59:60Z",
+        "1990-12-31T15:59:60-08:00", "1937-01-01T12:00:27.87+00:20"}) {
+    INFO(ok);
+    CHECK(wire::is_date_time(ok));
+  }
+  for (const char* ok : {"2024-02-29T00:00:00Z", "2000-02-29T00:00:00Z", "0000-01-01t00:00:00z",
+                         "9999-12-31T23:59:59.999999999999+23:59", "2016-12-31T23:59:60Z",
+                         "2017-01-01T05:29:60+05:30", "2030-06-30T23:59:59-00:00"}) {
+    INFO(ok);
+    CHECK(wire::is_date_time(ok));
+  }
+  for (const char* bad : {
+           "",                           // empty
+           "2023-02-29T00:00:00Z",       // not a leap year
+           "1900-02-29T00:00:00Z",       // century, not a leap year
+           "2024-02-30T00:00:00Z",       // February 30
+           "2024-04-31T00:00:00Z",       // April has 30 days
+           "2024-00-10T00:00:00Z",       // month 0
+           "2024-13-10T00:00:00Z",       // month 13
+           "2024-01-00T00:00:00Z",       // day 0
+           "2024-01-10T24:00:00Z",       // hour 24
+           "2024-01-10T23:60:00Z",       // minute 60
+           "2024-01-10T23:59:61Z",       // second 61
+           "2024-01-10T12:00:60Z",       // leap second not at the end of a UTC day
+           "2024-01-10T23:59:60+01:00",  // 22:59:60 UTC
+           "2024-01-10T00:00:00",        // no offset
+           "2024-01-10T00:00:00+0100",   // offset without colon
+           "2024-01-10T00:00:00+24:00",  // offset hour 24
+           "2024-01-10T00:00:00+01:60",  // offset minute 60
+           "2024-01-10 00:00:00Z",       // SP instead of T (RFC 3339 NOTE, not the ABNF)
+           "2024-01-10T00:00:00.Z",      // empty fraction
+           "2024-01-10T00:00:00,5Z",     // comma fraction
+           "2024-1-10T00:00:00Z",        // one-digit month
+           "24-01-10T00:00:00Z",         // two-digit year
+           "2024-01-10T00:00:00ZZ",      // trailing octet
+           "2024-01-10T00:00:00+01:00:00",
+           "+2024-01-10T00:00:00Z",
+           "2024-01-10T00:00:00\xc2\xa0Z",
+       }) {
+    INFO(bad);
+    CHECK_FALSE(wire::is_date_time(bad));
+  }
 }
 
 namespace {
@@ -432,6 +540,55 @@ struct generator {
     if (enc.empty()) enc = "x";
     return keep(enc);
   }
+  /// A valid RFC 3339 date-time: every calendar day, both letter cases,
+  /// fractions, numeric offsets, and leap seconds where they may fall.
+  std::string_view date_time() {
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const int year = static_cast<int>(pick(10000));
+    const int month = 1 + static_cast<int>(pick(12));
+    const bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    const int day = 1 + static_cast<int>(pick(days[month - 1] + (month == 2 && leap ? 1 : 0)));
+    int hour = static_cast<int>(pick(24)), minute = static_cast<int>(pick(60));
+    int second = static_cast<int>(pick(60));
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d%c", year, month, day, coin() ? 'T' : 't');
+    std::string s = buf;
+    std::string offset;
+    int east = 0;
+    switch (pick(3)) {
+      case 0:
+        offset = "Z";
+        break;
+      case 1:
+        offset = "z";
+        break;
+      default: {
+        const int oh = static_cast<int>(pick(24)), om = static_cast<int>(pick(60));
+        const bool neg = coin();
+        east = (neg ? -1 : 1) * (oh * 60 + om);
+        std::snprintf(buf, sizeof buf, "%c%02d:%02d", neg ? '-' : '+', oh, om);
+        offset = buf;
+      }
+    }
+    if (pick(8) == 0) {  // a leap second: 23:59:60 UTC in local time
+      const int local = ((1439 + east) % 1440 + 1440) % 1440;
+      hour = local / 60;
+      minute = local % 60;
+      second = 60;
+    }
+    std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", hour, minute, second);
+    s += buf;
+    if (coin()) {
+      s.push_back('.');
+      const std::size_t n = 1 + pick(9);
+      for (std::size_t i = 0; i < n; ++i)
+        s.push_back(static_cast<char>('0' + pick(10)));
+    }
+    s += offset;
+    REQUIRE(wire::is_date_time(s));
+    return keep(s);
+  }
+
   std::string_view unknown_text(bool rcpt) {
     static const char kchars[] = "ABCXYZabcxyz0189-";
     std::string s;
@@ -481,8 +638,19 @@ struct generator {
       wire::deliver_by b;
       b.time = static_cast<std::int64_t>(pick(1999999999)) - 999999999;
       b.mode = coin() ? wire::by_mode::notify : wire::by_mode::return_message;
+      if (b.mode == wire::by_mode::return_message && b.time <= 0) b.time = 1 - b.time;
       b.trace = coin();
       m.by = b;
+    }
+    switch (pick(3)) {
+      case 0:
+        m.holdfor = static_cast<std::uint32_t>(coin() ? pick(1000000000) : pick(100));
+        break;
+      case 1:
+        m.holduntil = date_time();
+        break;
+      default:
+        break;
     }
     m.unknown = wire::unknown_params(unknown_text(false));
     return m;
@@ -499,6 +667,7 @@ struct generator {
       }
     }
     if (coin()) r.orcpt = wire::orcpt_param{coin() ? "rfc822" : "utf-8", xtext(1, 200)};
+    if (coin()) r.rrvs = wire::rrvs_param{date_time(), "\0CR"[pick(3)]};
     r.unknown = wire::unknown_params(unknown_text(true));
     return r;
   }
@@ -532,13 +701,14 @@ TEST_CASE("params: random mutations never crash and round trip when valid", "[wi
   const std::vector<std::string> seeds = {
       "SIZE=1024 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ+2B1 AUTH=<> REQUIRETLS MT-PRIORITY=-3 "
       "BY=12;RT XFOO=bar",
-      "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+20b@c.example XR=1"};
+      "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+20b@c.example XR=1",
+      "HOLDUNTIL=2030-12-31T23:59:60.5Z SIZE=1", "RRVS=2014-04-03T23:01:00+05:30;R NOTIFY=NEVER"};
   std::mt19937 rng(1234);
   const std::string alphabet = "=; ,+-09AZaz~!\x7f\x80\xc3\xa9\r\n\t";
   int valid = 0;
   for (int i = 0; i < 20000; ++i) {
     const bool rcpt = i & 1;
-    std::string s = seeds[rcpt ? 1 : 0];
+    std::string s = seeds[(rcpt ? 1 : 0) + ((i & 4) ? 2 : 0)];
     const int edits = 1 + static_cast<int>(rng() % 3);
     for (int e = 0; e < edits && !s.empty(); ++e) {
       const std::size_t at = rng() % s.size();

@@ -1,6 +1,6 @@
 // smtpwire — SMTP command lines (RFC 5321 §4.1.1; STARTTLS RFC 3207; AUTH
-// RFC 4954; BDAT RFC 3030; LHLO RFC 2033): one parser from a line to a typed
-// command, one writer back.
+// RFC 4954; BDAT RFC 3030; LHLO RFC 2033; Postfix's XCLIENT and XFORWARD):
+// one parser from a line to a typed command, one writer back.
 //
 // Decisions (strict by default; none of them is configurable yet):
 // - Verbs and the keywords "FROM:", "TO:" and "LAST" match in any case.
@@ -16,7 +16,10 @@
 //   the failing part (501 5.1.x / 553 5.6.7). An empty line or an
 //   unrecognised verb is command_unknown (500 5.5.1).
 // - MAIL and RCPT parameters are not parsed here (wire/params.hpp does it);
-//   the raw text after the path's SP is handed over as `params`.
+//   the raw text after the path's SP is handed over as `params`. Likewise
+//   the attributes of XCLIENT and XFORWARD (wire/xclient.hpp): only their
+//   shape (single-SP separated VCHAR tokens) is checked here; names and
+//   values are parse_xattributes' job.
 #ifndef SMTPWIRE_WIRE_COMMAND_HPP
 #define SMTPWIRE_WIRE_COMMAND_HPP
 
@@ -28,6 +31,7 @@
 #include "smtpwire/detail/utf8.hpp"
 #include "smtpwire/error.hpp"
 #include "smtpwire/wire/path.hpp"
+#include "smtpwire/wire/xclient.hpp"
 
 namespace smtpwire::wire {
 
@@ -48,7 +52,9 @@ enum class verb : std::uint8_t {
   quit,
   starttls,
   auth,
-  unknown,  ///< anything else (never produced by a successful parse)
+  xclient,   ///< XCLIENT (Postfix XCLIENT_README)
+  xforward,  ///< XFORWARD (Postfix XFORWARD_README)
+  unknown,   ///< anything else (never produced by a successful parse)
 };
 
 /// The verb as written on the wire ("EHLO", "STARTTLS", …); "" for unknown.
@@ -84,6 +90,10 @@ constexpr std::string_view to_string(verb v) noexcept {
       return "STARTTLS";
     case verb::auth:
       return "AUTH";
+    case verb::xclient:
+      return "XCLIENT";
+    case verb::xforward:
+      return "XFORWARD";
     case verb::unknown:
       break;
   }
@@ -114,7 +124,8 @@ struct command {
   std::uint64_t size = 0;  ///< BDAT: the chunk size in octets
   bool last = false;       ///< BDAT: "LAST" was given
   /// VRFY, EXPN: the argument (never empty); HELP, NOOP: the optional
-  /// argument (empty when absent).
+  /// argument (empty when absent); XCLIENT, XFORWARD: the attribute list
+  /// (never empty; parse it with wire/xclient.hpp's parse_xattributes).
   std::string_view argument;
   std::string_view mechanism;  ///< AUTH: the SASL mechanism name, as written
   /// AUTH: the initial response, still base64-encoded, or "=" for an empty
@@ -139,6 +150,8 @@ constexpr bool operator==(const command& a, const command& b) noexcept {
     case verb::expn:
     case verb::help:
     case verb::noop:
+    case verb::xclient:
+    case verb::xforward:
       return a.argument == b.argument;
     case verb::auth:
       return a.mechanism == b.mechanism && a.initial_response == b.initial_response;
@@ -169,7 +182,7 @@ constexpr std::uint32_t load4_folded(const char* p) noexcept {
   return pack4(p[0], p[1], p[2], p[3]) | 0x20202020u;
 }
 
-/// The verb that starts `line` (a 4-letter verb, or STARTTLS, followed by SP
+/// The verb that starts `line` (a 4-letter verb, STARTTLS, XCLIENT or XFORWARD, followed by SP
 /// or the end of the line), in any case.
 constexpr wire::verb match_verb(std::string_view line) noexcept {
   using wire::verb;
@@ -208,10 +221,18 @@ constexpr wire::verb match_verb(std::string_view line) noexcept {
         return verb::unknown;
     }
   }
-  if ((line.size() == 8 || (line.size() > 8 && p[8] == ' ')) &&
-      load4_folded(p) == pack4('s', 't', 'a', 'r') &&
-      load4_folded(p + 4) == pack4('t', 't', 'l', 's'))
-    return verb::starttls;
+  if (line.size() == 8 || (line.size() > 8 && p[8] == ' ')) {
+    const std::uint32_t head = load4_folded(p), tail = load4_folded(p + 4);
+    if (head == pack4('s', 't', 'a', 'r') && tail == pack4('t', 't', 'l', 's'))
+      return verb::starttls;
+    if (head == pack4('x', 'f', 'o', 'r') && tail == pack4('w', 'a', 'r', 'd'))
+      return verb::xforward;
+  }
+  // "XCLIENT": 7 octets; the 8th folded octet must be SP (0x20 | 0x20 == 0x20).
+  if ((line.size() == 7 || (line.size() > 7 && p[7] == ' ')) &&
+      load4_folded(p) == pack4('x', 'c', 'l', 'i') &&
+      (pack4(p[4], p[5], p[6], 'x') | 0x20202020u) == pack4('e', 'n', 't', 'x'))
+    return verb::xclient;
   return verb::unknown;
 }
 
@@ -249,6 +270,10 @@ constexpr errc syntax_error_of(wire::verb v) noexcept {
       return errc::starttls_syntax;
     case verb::auth:
       return errc::auth_syntax;
+    case verb::xclient:
+      return errc::xclient_syntax;
+    case verb::xforward:
+      return errc::xforward_syntax;
     case verb::unknown:
       break;
   }
@@ -420,6 +445,8 @@ constexpr verb peek_verb(std::string_view line) noexcept {
 ///   "BDAT" SP chunk-size [SP "LAST"]                        (RFC 3030 §2)
 ///   "VRFY" SP String / "EXPN" SP String / "HELP" [SP String] / "NOOP" [SP String]
 ///   "AUTH" SP sasl-mech [SP initial-response]               (RFC 4954 §4)
+///   "XCLIENT" / "XFORWARD" SP 1*VCHAR *(SP 1*VCHAR)  (Postfix; the attributes
+///                                     are checked by parse_xattributes)
 /// Errors: command_unknown for an empty line or unknown verb; the verb's
 /// *_syntax error; bdat_size_overflow (a size above 2^64-1); base64_invalid
 /// (a malformed AUTH initial response); the path.hpp errors for a bad address
@@ -430,7 +457,7 @@ constexpr verb peek_verb(std::string_view line) noexcept {
   c.kind = detail::match_verb(line);
   const char* end = line.data() + line.size();
   // The verb's length is only added once match_verb has seen that many octets.
-  const char* p = c.kind == verb::unknown ? end : line.data() + (c.kind == verb::starttls ? 8 : 4);
+  const char* p = c.kind == verb::unknown ? end : line.data() + to_string(c.kind).size();
   errc e = errc::ok;
   switch (c.kind) {
     case verb::helo:
@@ -479,6 +506,18 @@ constexpr verb peek_verb(std::string_view line) noexcept {
     case verb::auth:
       e = detail::parse_auth(p, end, c);
       break;
+    case verb::xclient:
+    case verb::xforward: {
+      const errc syntax = detail::syntax_error_of(c.kind);
+      if (p == end || *p != ' ') {
+        e = syntax;
+        break;
+      }
+      ++p;
+      c.argument = std::string_view(p, static_cast<std::size_t>(end - p));
+      e = detail::xclient_impl::is_attribute_list(c.argument) ? errc::ok : syntax;
+      break;
+    }
     case verb::unknown:
       e = errc::command_unknown;
       break;
@@ -537,6 +576,8 @@ constexpr verb peek_verb(std::string_view line) noexcept {
     case verb::expn:
     case verb::help:
     case verb::noop:
+    case verb::xclient:
+    case verb::xforward:
       if (!c.argument.empty()) out.append(" ").append(c.argument);
       break;
     case verb::auth:

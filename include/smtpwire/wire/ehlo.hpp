@@ -31,8 +31,18 @@
 // - The legacy "AUTH=LOGIN PLAIN" line (sent by old servers for Outlook
 //   Express era clients) is merged with "AUTH ..." into one mechanism set.
 // - A repeated known keyword is reported; the first valid value of SIZE,
-//   DELIVERBY and MT-PRIORITY wins; AUTH lines merge. Repeated unknown
+//   DELIVERBY, MT-PRIORITY and FUTURERELEASE, and the first LIMITS line's
+//   limits, win; AUTH, XCLIENT and XFORWARD lines merge. Repeated unknown
 //   keywords are each kept.
+// - LIMITS (RFC 9422): unknown limit names are ignored whatever their value;
+//   a malformed, zero or repeated known limit is ignored and the line
+//   reported, the other limits on the line still count.
+// - XCLIENT / XFORWARD (Postfix): the listed attribute names become a bit
+//   set; names the command does not take or smtpwire does not know are
+//   skipped without a report (Postfix adds names over time).
+// - FUTURERELEASE (RFC 4865 §3) has two mandatory parameters; without them
+//   (or malformed) the extension is still offered, with 0 / "" as limits,
+//   and the line is reported.
 // - Greeting: the domain is its first word, 1*(%d33-126), not checked against
 //   the Domain grammar (servers send "localhost", address literals, names
 //   with '_'); the text after the first SP may hold any octet but CR, LF and
@@ -50,7 +60,9 @@
 
 #include "smtpwire/detail/chars.hpp"
 #include "smtpwire/error.hpp"
+#include "smtpwire/wire/params.hpp"
 #include "smtpwire/wire/sasl.hpp"
+#include "smtpwire/wire/xclient.hpp"
 
 namespace smtpwire::wire {
 
@@ -72,6 +84,11 @@ enum class capability : std::uint8_t {
   vrfy,                 ///< VRFY (RFC 5321 §3.5.2)
   etrn,                 ///< ETRN (RFC 1985)
   help,                 ///< HELP (RFC 5321 §4.1.1.8)
+  limits,               ///< LIMITS [limit ...] (RFC 9422)
+  xclient,              ///< XCLIENT [attribute-name ...] (Postfix XCLIENT_README)
+  xforward,             ///< XFORWARD [attribute-name ...] (Postfix XFORWARD_README)
+  rrvs,                 ///< RRVS (RFC 7293)
+  futurerelease,        ///< FUTURERELEASE max-interval max-date-time (RFC 4865)
   unknown,              ///< any other keyword (never set in capabilities)
 };
 
@@ -114,6 +131,16 @@ constexpr std::string_view to_string(capability c) noexcept {
       return "ETRN";
     case capability::help:
       return "HELP";
+    case capability::limits:
+      return "LIMITS";
+    case capability::xclient:
+      return "XCLIENT";
+    case capability::xforward:
+      return "XFORWARD";
+    case capability::rrvs:
+      return "RRVS";
+    case capability::futurerelease:
+      return "FUTURERELEASE";
     case capability::unknown:
       break;
   }
@@ -142,6 +169,20 @@ constexpr bool operator!=(const extension& a, const extension& b) noexcept {
   return !(a == b);
 }
 
+/// The limits of the LIMITS keyword (RFC 9422 §5) smtpwire knows; 0 = that
+/// limit not given (or given malformed, which RFC 9422 §4 says to ignore).
+struct limits_offer {
+  std::uint32_t rcptmax = 0;        ///< RCPTMAX: recipients per transaction
+  std::uint32_t mailmax = 0;        ///< MAILMAX: transactions per session
+  std::uint32_t rcptdomainmax = 0;  ///< RCPTDOMAINMAX: recipient domains per transaction
+};
+constexpr bool operator==(const limits_offer& a, const limits_offer& b) noexcept {
+  return a.rcptmax == b.rcptmax && a.mailmax == b.mailmax && a.rcptdomainmax == b.rcptdomainmax;
+}
+constexpr bool operator!=(const limits_offer& a, const limits_offer& b) noexcept {
+  return !(a == b);
+}
+
 /// What a server offers in its EHLO reply. A plain value (about 1 KiB, no
 /// allocation); every view points into the reply lines it was parsed from,
 /// or into whatever the application set. Typed values are meaningful only
@@ -164,6 +205,20 @@ struct capabilities {
   /// MT-PRIORITY: the priority assignment policy ("MIXER", "STANAG4406",
   /// "NSEP", …) as written; empty when none given.
   std::string_view mt_priority;
+  /// LIMITS: the known limits given (0 = not given); other limit names are
+  /// ignored (RFC 9422 §4).
+  limits_offer limits;
+  /// XCLIENT: the attribute names listed (bit xattr_bit(a) per wire::xattr;
+  /// names the command does not take, and unknown names, are not kept).
+  std::uint16_t xclient = 0;
+  /// XFORWARD: the attribute names listed, as for xclient.
+  std::uint16_t xforward = 0;
+  /// FUTURERELEASE: the longest HOLDFOR interval in seconds (RFC 4865 §3);
+  /// 0 when the keyword's parameters were unreadable.
+  std::uint32_t futurerelease_max_interval = 0;
+  /// FUTURERELEASE: the latest HOLDUNTIL date-time (RFC 3339), as written;
+  /// empty when unreadable.
+  std::string_view futurerelease_max_datetime;
   sasl::mechanism_set mechanisms;  ///< AUTH: the known mechanisms offered
   /// AUTH: other mechanism names, as written, in order of first appearance
   /// (the first other_mechanism_count entries are meaningful).
@@ -182,6 +237,14 @@ struct capabilities {
     if (c == capability::unknown) return;
     const std::uint32_t bit = std::uint32_t{1} << static_cast<unsigned>(c);
     known = on ? (known | bit) : (known & ~bit);
+  }
+  /// True when XCLIENT is offered and lists attribute `a`.
+  constexpr bool offers_xclient(xattr a) const noexcept {
+    return has(capability::xclient) && (xclient & xattr_bit(a)) != 0;
+  }
+  /// True when XFORWARD is offered and lists attribute `a`.
+  constexpr bool offers_xforward(xattr a) const noexcept {
+    return has(capability::xforward) && (xforward & xattr_bit(a)) != 0;
   }
   /// True when AUTH is offered with mechanism `m`.
   constexpr bool offers(sasl::mechanism m) const noexcept {
@@ -210,7 +273,10 @@ struct capabilities {
 /// Compares every meaningful member (views byte for byte, lists in order).
 constexpr bool operator==(const capabilities& a, const capabilities& b) noexcept {
   if (a.domain != b.domain || a.greeting != b.greeting || a.known != b.known || a.size != b.size ||
-      a.deliverby != b.deliverby || a.mt_priority != b.mt_priority ||
+      a.deliverby != b.deliverby || a.mt_priority != b.mt_priority || a.limits != b.limits ||
+      a.xclient != b.xclient || a.xforward != b.xforward ||
+      a.futurerelease_max_interval != b.futurerelease_max_interval ||
+      a.futurerelease_max_datetime != b.futurerelease_max_datetime ||
       a.mechanisms != b.mechanisms || a.other_mechanism_count != b.other_mechanism_count ||
       a.extension_count != b.extension_count)
     return false;
@@ -278,6 +344,15 @@ constexpr bool is_ehlo_params(std::string_view s) noexcept {
     if (c == ' ' ? prev == ' ' : !is(c, cc_vchar)) return false;
     prev = c;
   }
+  return true;
+}
+
+// RFC 9422 §4:  limit-name = 1*(ALPHA / DIGIT / "-" / "_")
+/// True when `s` is a LIMITS limit name.
+constexpr bool is_limit_name(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!(is(c, cc_alpha) || is(c, cc_digit) || c == '-' || c == '_')) return false;
   return true;
 }
 
@@ -431,6 +506,33 @@ class ehlo_reader {
         valued_ |= bit;
         return;
       }
+      case capability::limits:
+        // RFC 9422 §4:  "LIMITS" [SP limit *(SP limit)]
+        if (params.empty()) return;
+        read_limits(line, params, bit);
+        return;
+      case capability::xclient:
+      case capability::xforward:
+        read_xattr_names(c, params);
+        return;
+      case capability::futurerelease: {
+        // RFC 4865 §3:  "FUTURERELEASE" SP max-future-release-interval SP
+        //               max-future-release-date-time
+        //   max-future-release-interval  = 1*9DIGIT   ; seconds
+        //   max-future-release-date-time = date-time  ; RFC 3339 §5.6
+        const std::size_t sp2 = params.find(' ');
+        const std::string_view interval = params.substr(0, sp2);
+        const std::string_view when =
+            sp2 == std::string_view::npos ? std::string_view{} : params.substr(sp2 + 1);
+        std::uint64_t v = 0;
+        if (!detail::parse_decimal(interval, 9, v) || !is_date_time(when)) return malformed(line);
+        if (!(valued_ & bit)) {
+          caps_.futurerelease_max_interval = static_cast<std::uint32_t>(v);
+          caps_.futurerelease_max_datetime = when;
+        }
+        valued_ |= bit;
+        return;
+      }
       case capability::mt_priority:
         // RFC 6710 §3:  "MT-PRIORITY" [SP priority-profile];  the profile is
         // "MIXER" / "STANAG4406" / "NSEP" / another esmtp-keyword.
@@ -442,6 +544,72 @@ class ehlo_reader {
       default:
         if (!params.empty()) malformed(line);  // these extensions define no parameter
         return;
+    }
+  }
+
+  // RFC 9422 §4:  limit = limit-name ["=" limit-value]
+  // RFC 9422 §5:  "MAILMAX=" / "RCPTMAX=" / "RCPTDOMAINMAX=" 1*6DIGIT
+  // Unknown limit names are ignored whatever their value. A known limit that
+  // is malformed, zero or repeated is ignored and the line reported; the
+  // others on the line still count (RFC 9422 §4: a bad limit must not cost
+  // the rest).
+  constexpr void read_limits(std::string_view line, std::string_view params,
+                             std::uint32_t bit) noexcept {
+    limits_offer l;
+    unsigned seen = 0;
+    bool bad = false;
+    while (!params.empty()) {
+      const std::size_t sp = params.find(' ');
+      const std::string_view token = params.substr(0, sp);
+      params = sp == std::string_view::npos ? std::string_view{} : params.substr(sp + 1);
+      const std::size_t eq = token.find('=');
+      const std::string_view name = token.substr(0, eq);
+      const std::string_view value =
+          eq == std::string_view::npos ? std::string_view{} : token.substr(eq + 1);
+      if (!detail::is_limit_name(name) || (eq != std::string_view::npos && value.empty())) {
+        bad = true;
+        continue;
+      }
+      std::uint32_t* slot = nullptr;
+      unsigned which = 0;
+      if (detail::iequals(name, "RCPTMAX")) {
+        slot = &l.rcptmax;
+        which = 1;
+      } else if (detail::iequals(name, "MAILMAX")) {
+        slot = &l.mailmax;
+        which = 2;
+      } else if (detail::iequals(name, "RCPTDOMAINMAX")) {
+        slot = &l.rcptdomainmax;
+        which = 4;
+      } else {
+        continue;
+      }
+      std::uint64_t v = 0;
+      if ((seen & which) || !detail::parse_decimal(value, 6, v) || v == 0) {
+        bad = true;
+        seen |= which;
+        continue;
+      }
+      seen |= which;
+      *slot = static_cast<std::uint32_t>(v);
+    }
+    if (!(valued_ & bit)) caps_.limits = l;
+    valued_ |= bit;
+    if (bad) malformed(line);
+  }
+
+  // XCLIENT_README / XFORWARD_README: the keyword lists the attribute names
+  // the server accepts. Names the command does not take, or that smtpwire
+  // does not know, are skipped without a report: Postfix adds names over
+  // time, and a client never sends what it does not know anyway.
+  constexpr void read_xattr_names(capability c, std::string_view params) noexcept {
+    const xcommand cmd = c == capability::xclient ? xcommand::xclient : xcommand::xforward;
+    std::uint16_t& set = c == capability::xclient ? caps_.xclient : caps_.xforward;
+    while (!params.empty()) {
+      const std::size_t sp = params.find(' ');
+      const xattr a = find_xattr(params.substr(0, sp));
+      params = sp == std::string_view::npos ? std::string_view{} : params.substr(sp + 1);
+      if (allowed(cmd, a)) set = static_cast<std::uint16_t>(set | xattr_bit(a));
     }
   }
 
@@ -539,6 +707,23 @@ constexpr bool is_writable(const wire::capabilities& c) noexcept {
     return false;
   if (c.other_mechanism_count > c.max_mechanisms || c.extension_count > c.max_extensions)
     return false;
+  constexpr std::uint32_t limit_max = 999999;  // RFC 9422 §5: 1*6DIGIT
+  const wire::limits_offer& l = c.limits;
+  if (!c.has(capability::limits) && l != wire::limits_offer{}) return false;
+  if (l.rcptmax > limit_max || l.mailmax > limit_max || l.rcptdomainmax > limit_max) return false;
+  if (!c.has(capability::xclient) && c.xclient != 0) return false;
+  if (!c.has(capability::xforward) && c.xforward != 0) return false;
+  if ((c.xclient & ~wire::all_xattrs(wire::xcommand::xclient)) != 0 ||
+      (c.xforward & ~wire::all_xattrs(wire::xcommand::xforward)) != 0)
+    return false;
+  if (c.has(capability::futurerelease)) {
+    // The parameters are mandatory (RFC 4865 §3).
+    if (c.futurerelease_max_interval > 999999999 ||
+        !wire::is_date_time(c.futurerelease_max_datetime))
+      return false;
+  } else if (c.futurerelease_max_interval != 0 || !c.futurerelease_max_datetime.empty()) {
+    return false;
+  }
   if (!c.has(capability::auth) && (!c.mechanisms.empty() || c.other_mechanism_count != 0))
     return false;
   if ((c.mechanisms.bits() >> wire::sasl::mechanism_count) != 0) return false;
@@ -567,13 +752,18 @@ namespace smtpwire::wire {
 /// line, each with CRLF; the greeting ("domain [SP text]") first, then the
 /// known capabilities in enum order (keywords upper case), AUTH with its
 /// known mechanisms in enum order then the others, then the unknown
-/// keywords in order. The output parses back to `c`. Errors:
-/// capability_value_invalid (nothing appended) for a value that would not:
+/// keywords in order. LIMITS is written with its non-zero limits (MAILMAX
+/// RCPTMAX RCPTDOMAINMAX), XCLIENT and XFORWARD with their attribute names in
+/// xattr order, FUTURERELEASE as "interval date-time". The output parses back
+/// to `c`. Errors: capability_value_invalid (nothing appended) for a value
+/// that would not, or that is outside its extension's grammar:
 /// an empty or non-VCHAR domain, CR/LF/NUL in the greeting, a typed value
 /// or mechanism without its capability set, a counted entry beyond its
 /// capacity, an invalid or duplicate (other) mechanism name, an unknown
-/// keyword that is not an ehlo-keyword or is a known one, or parameters
-/// that are not ehlo-params.
+/// keyword that is not an ehlo-keyword or is a known one, parameters that
+/// are not ehlo-params, a limit above 999999 (RFC 9422: 1*6DIGIT), an
+/// attribute bit the command does not take, and FUTURERELEASE without a
+/// valid date-time or with an interval above 999999999.
 [[nodiscard]] inline errc write_ehlo(std::string& out, const capabilities& c,
                                      const ehlo_write_options& o = {}) {
   if (!detail::is_writable(c)) return errc::capability_value_invalid;
@@ -608,6 +798,27 @@ namespace smtpwire::wire {
         break;
       case capability::mt_priority:
         if (!c.mt_priority.empty()) out.append(" ").append(c.mt_priority);
+        break;
+      case capability::limits: {
+        const auto limit = [&](std::string_view name, std::uint32_t v) {
+          if (v != 0) detail::append_decimal(out.append(" ").append(name).append("="), v);
+        };
+        limit("MAILMAX", c.limits.mailmax);
+        limit("RCPTMAX", c.limits.rcptmax);
+        limit("RCPTDOMAINMAX", c.limits.rcptdomainmax);
+        break;
+      }
+      case capability::xclient:
+      case capability::xforward: {
+        const std::uint16_t set = k == capability::xclient ? c.xclient : c.xforward;
+        for (std::size_t a = 0; a < xattr_count; ++a)
+          if (set & xattr_bit(static_cast<xattr>(a)))
+            out.append(" ").append(to_string(static_cast<xattr>(a)));
+        break;
+      }
+      case capability::futurerelease:
+        detail::append_decimal(out.append(" "), c.futurerelease_max_interval);
+        out.append(" ").append(c.futurerelease_max_datetime);
         break;
       case capability::auth:
         append_mechanisms();

@@ -1,8 +1,9 @@
 // smtpwire — ESMTP parameters of MAIL and RCPT (RFC 5321 §4.1.2 grammar):
 // SIZE (RFC 1870), BODY (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), RET,
 // ENVID, NOTIFY, ORCPT (RFC 3461), AUTH (RFC 4954 §5), REQUIRETLS
-// (RFC 8689), MT-PRIORITY (RFC 6710) and BY (RFC 2852) as typed, validated
-// values; any other parameter is kept, unparsed, for the application.
+// (RFC 8689), MT-PRIORITY (RFC 6710), BY (RFC 2852), HOLDFOR and HOLDUNTIL
+// (RFC 4865) and RRVS (RFC 7293) as typed, validated values; any other
+// parameter is kept, unparsed, for the application.
 //
 // Input: the raw parameter text of a MAIL or RCPT command, i.e.
 // wire::command::params (what follows the path after one SP, possibly
@@ -22,7 +23,7 @@
 // - A MAIL parameter on RCPT, or a RCPT one on MAIL, is param_not_allowed.
 // - Errors are reported for the first offending parameter, left to right; for
 //   one parameter the order is: syntax, count limit, unknown (if refused),
-//   not allowed here, duplicate, value.
+//   not allowed here, duplicate, conflict (HOLDFOR / HOLDUNTIL), value.
 // - SIZE: 1*20DIGIT (RFC 1870 §6); leading zeros are accepted within those 20
 //   digits. A number above 2^64-1 is param_number_overflow (reply 552 5.3.4,
 //   RFC 1870 §6.1), whatever its length; more than 20 digits that still fit
@@ -34,8 +35,15 @@
 // - ORCPT (RFC 3461 §4.2): addr-type is 1*atext; the address is non-empty
 //   xtext. RFC 6533's UTF-8 address forms are not decoded (xtext only).
 // - BY (RFC 2852 §4): by-time is ["-" / "+"] 1*9DIGIT and the ";" by-mode is
-//   mandatory. Comparing by-time with the server's min-by-time (R mode) is
-//   the server's policy, not grammar, and is not done here.
+//   mandatory; in R mode the by-time must be positive (a message cannot be
+//   returned "by now"). Comparing by-time with the server's min-by-time (R
+//   mode) is the server's policy, not grammar, and is not done here.
+// - HOLDFOR is 1*9DIGIT seconds, HOLDUNTIL an RFC 3339 date-time (checked
+//   with is_date_time, kept as written); both in one MAIL is param_conflict
+//   (RFC 4865 §3: 501). Comparing them with the server's FUTURERELEASE
+//   limits is the server's policy.
+// - RRVS (RFC 7293 §3): date-time [";" ("C" / "R")], the action in any case,
+//   stored upper case.
 // - Unknown parameters are kept as a view of the whole raw text that iterates
 //   only the parameters with unknown keywords (unknown_params): no fixed
 //   array, no limit beyond max_params, no allocation.
@@ -75,6 +83,9 @@ enum class param_keyword : std::uint8_t {
   by,           ///< BY (RFC 2852), MAIL
   notify,       ///< NOTIFY (RFC 3461), RCPT
   orcpt,        ///< ORCPT (RFC 3461), RCPT
+  rrvs,         ///< RRVS (RFC 7293), RCPT
+  holdfor,      ///< HOLDFOR (RFC 4865), MAIL
+  holduntil,    ///< HOLDUNTIL (RFC 4865), MAIL
   unknown,      ///< any other keyword
 };
 
@@ -104,6 +115,12 @@ constexpr std::string_view to_string(param_keyword k) noexcept {
       return "NOTIFY";
     case param_keyword::orcpt:
       return "ORCPT";
+    case param_keyword::rrvs:
+      return "RRVS";
+    case param_keyword::holdfor:
+      return "HOLDFOR";
+    case param_keyword::holduntil:
+      return "HOLDUNTIL";
     case param_keyword::unknown:
       break;
   }
@@ -119,10 +136,76 @@ constexpr param_keyword classify_param_keyword(std::string_view keyword) noexcep
   return param_keyword::unknown;
 }
 
-/// True for the keywords RCPT takes (NOTIFY, ORCPT); the other known ones
-/// are MAIL parameters.
+/// True for the keywords RCPT takes (NOTIFY, ORCPT, RRVS); the other known
+/// ones are MAIL parameters.
 constexpr bool is_rcpt_keyword(param_keyword k) noexcept {
-  return k == param_keyword::notify || k == param_keyword::orcpt;
+  return k == param_keyword::notify || k == param_keyword::orcpt || k == param_keyword::rrvs;
+}
+
+// RFC 3339 §5.6:
+//   date-fullyear   = 4DIGIT
+//   date-month      = 2DIGIT  ; 01-12
+//   date-mday       = 2DIGIT  ; 01-28, 01-29, 01-30, 01-31 based on month/year
+//   time-hour       = 2DIGIT  ; 00-23
+//   time-minute     = 2DIGIT  ; 00-59
+//   time-second     = 2DIGIT  ; 00-58, 00-59, 00-60 based on leap second rules
+//   time-secfrac    = "." 1*DIGIT
+//   time-numoffset  = ("+" / "-") time-hour ":" time-minute
+//   time-offset     = "Z" / time-numoffset
+//   partial-time    = time-hour ":" time-minute ":" time-second [time-secfrac]
+//   full-date       = date-fullyear "-" date-month "-" date-mday
+//   full-time       = partial-time time-offset
+//   date-time       = full-date "T" full-time
+// "T" and "Z" may be lower case (§5.6 NOTE). Second 60 is accepted only
+// where a leap second can fall: the last minute of a UTC day (§5.7), the
+// offset taken into account; whether IERS inserted one then is not checked.
+/// True when `s` is an RFC 3339 date-time, with real calendar dates (no
+/// February 30, February 29 only in leap years) and in-range times.
+constexpr bool is_date_time(std::string_view s) noexcept {
+  const auto two_digits = [](std::string_view t, std::size_t i) {
+    if (i + 2 > t.size() || t[i] < '0' || t[i] > '9' || t[i + 1] < '0' || t[i + 1] > '9') return -1;
+    return (t[i] - '0') * 10 + (t[i + 1] - '0');
+  };
+  if (s.size() < 20) return false;  // "YYYY-MM-DDTHH:MM:SSZ"
+  const int y1 = two_digits(s, 0), y2 = two_digits(s, 2);
+  if (y1 < 0 || y2 < 0 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+      s[13] != ':' || s[16] != ':')
+    return false;
+  const int year = y1 * 100 + y2;
+  const int month = two_digits(s, 5), day = two_digits(s, 8);
+  const int hour = two_digits(s, 11), minute = two_digits(s, 14), second = two_digits(s, 17);
+  if (month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
+      second < 0 || second > 60)
+    return false;
+  const bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+  constexpr int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (day > days[month - 1] + (month == 2 && leap ? 1 : 0)) return false;
+  std::size_t i = 19;
+  if (i < s.size() && s[i] == '.') {
+    const std::size_t start = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+      ++i;
+    if (i == start) return false;
+  }
+  if (i == s.size()) return false;
+  int offset = 0;  // minutes east of UTC
+  if (s[i] == 'Z' || s[i] == 'z') {
+    ++i;
+  } else if (s[i] == '+' || s[i] == '-') {
+    const int oh = two_digits(s, i + 1), om = two_digits(s, i + 4);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59 || i + 3 >= s.size() || s[i + 3] != ':')
+      return false;
+    offset = (s[i] == '-' ? -1 : 1) * (oh * 60 + om);
+    i += 6;
+  } else {
+    return false;
+  }
+  if (i != s.size()) return false;
+  if (second == 60) {
+    const int utc = ((hour * 60 + minute - offset) % 1440 + 1440) % 1440;
+    if (utc != 1439) return false;
+  }
+  return true;
 }
 
 /// One parameter as written. Both views point into the parsed text.
@@ -360,7 +443,8 @@ enum class by_mode : std::uint8_t {
 
 /// A BY parameter (RFC 2852 §4).
 struct deliver_by {
-  /// Seconds from now (may be zero or negative in N mode); |time| <= 999999999.
+  /// Seconds from now; |time| <= 999999999; zero or negative only in N mode
+  /// (RFC 2852 §4).
   std::int64_t time = 0;
   by_mode mode = by_mode::notify;
   bool trace = false;  ///< the "T" trace modifier
@@ -394,6 +478,19 @@ constexpr bool operator!=(const orcpt_param& a, const orcpt_param& b) noexcept {
   return !(a == b);
 }
 
+/// An RRVS parameter (RFC 7293 §3). Views into the parsed text.
+struct rrvs_param {
+  std::string_view date_time;  ///< RFC 3339 date-time, as written
+  char action = 0;             ///< 'R' reject, 'C' continue, 0 = none given
+};
+
+constexpr bool operator==(const rrvs_param& a, const rrvs_param& b) noexcept {
+  return a.date_time == b.date_time && a.action == b.action;
+}
+constexpr bool operator!=(const rrvs_param& a, const rrvs_param& b) noexcept {
+  return !(a == b);
+}
+
 /// The parameters of a MAIL command. An absent parameter is an empty
 /// optional (false for SMTPUTF8 and REQUIRETLS). Views point into the parsed
 /// text.
@@ -407,13 +504,18 @@ struct mail_params {
   bool requiretls = false;                ///< REQUIRETLS given
   std::optional<int> mt_priority;         ///< MT-PRIORITY, -9..9
   std::optional<deliver_by> by;           ///< BY
-  unknown_params unknown;                 ///< parameters with other keywords
+  /// HOLDFOR (RFC 4865): seconds to hold the message, 0..999999999.
+  std::optional<std::uint32_t> holdfor;
+  /// HOLDUNTIL (RFC 4865): RFC 3339 date-time as written (is_date_time).
+  std::optional<std::string_view> holduntil;
+  unknown_params unknown;  ///< parameters with other keywords
 };
 
 constexpr bool operator==(const mail_params& a, const mail_params& b) noexcept {
   return a.size == b.size && a.body == b.body && a.smtputf8 == b.smtputf8 && a.ret == b.ret &&
          a.envid == b.envid && a.auth == b.auth && a.requiretls == b.requiretls &&
-         a.mt_priority == b.mt_priority && a.by == b.by && a.unknown == b.unknown;
+         a.mt_priority == b.mt_priority && a.by == b.by && a.holdfor == b.holdfor &&
+         a.holduntil == b.holduntil && a.unknown == b.unknown;
 }
 constexpr bool operator!=(const mail_params& a, const mail_params& b) noexcept {
   return !(a == b);
@@ -424,11 +526,12 @@ struct rcpt_params {
   /// NOTIFY as notify_flags bits; 0 when NOTIFY is absent.
   std::uint8_t notify = 0;
   std::optional<orcpt_param> orcpt;  ///< ORCPT
+  std::optional<rrvs_param> rrvs;    ///< RRVS
   unknown_params unknown;            ///< parameters with other keywords
 };
 
 constexpr bool operator==(const rcpt_params& a, const rcpt_params& b) noexcept {
-  return a.notify == b.notify && a.orcpt == b.orcpt && a.unknown == b.unknown;
+  return a.notify == b.notify && a.orcpt == b.orcpt && a.rrvs == b.rrvs && a.unknown == b.unknown;
 }
 constexpr bool operator!=(const rcpt_params& a, const rcpt_params& b) noexcept {
   return !(a == b);
@@ -549,9 +652,43 @@ constexpr errc parse_by(std::string_view v, wire::deliver_by& out) noexcept {
     trace = true;
   }
   if (i != v.size()) return errc::param_value_invalid;
+  // RFC 2852 §4: a by-time of zero or less is only meaningful in N mode; the
+  // message cannot be returned before it was sent.
+  if (m == 'r' && (neg || t == 0)) return errc::param_value_invalid;
   out.time = neg ? -t : t;
   out.mode = m == 'r' ? wire::by_mode::return_message : wire::by_mode::notify;
   out.trace = trace;
+  return errc::ok;
+}
+
+inline constexpr std::uint32_t holdfor_max = 999999999;  // 9 digits, RFC 4865 §3
+
+// RFC 4865 §3:  holdfor-value = 1*9DIGIT
+constexpr errc parse_holdfor(std::string_view v, std::uint32_t& out) noexcept {
+  if (v.empty() || v.size() > 9) return errc::param_value_invalid;
+  std::uint32_t n = 0;
+  for (char c : v) {
+    if (digit(c) < 0) return errc::param_value_invalid;
+    n = n * 10 + static_cast<std::uint32_t>(digit(c));
+  }
+  out = n;
+  return errc::ok;
+}
+
+// RFC 7293 §3:  rrvs-param = "RRVS=" date-time [ ";" ( "C" / "R" ) ]
+constexpr errc parse_rrvs(std::string_view v, wire::rrvs_param& out) noexcept {
+  const std::size_t semi = v.find(';');
+  const std::string_view when = v.substr(0, semi);
+  if (!wire::is_date_time(when)) return errc::param_value_invalid;
+  char action = 0;
+  if (semi != std::string_view::npos) {
+    if (v.size() != semi + 2) return errc::param_value_invalid;
+    const char a = ascii_lower(v[semi + 1]);
+    if (a != 'c' && a != 'r') return errc::param_value_invalid;
+    action = a == 'c' ? 'C' : 'R';
+  }
+  out.date_time = when;
+  out.action = action;
   return errc::ok;
 }
 
@@ -656,6 +793,10 @@ constexpr errc parse(std::string_view s, const wire::param_options& o, bool rcpt
     const std::uint32_t bit = 1u << static_cast<unsigned>(k);
     if (seen & bit) return errc::param_duplicate;
     seen |= bit;
+    // RFC 4865 §3: HOLDFOR and HOLDUNTIL exclude each other.
+    constexpr std::uint32_t hold = (1u << static_cast<unsigned>(wire::param_keyword::holdfor)) |
+                                   (1u << static_cast<unsigned>(wire::param_keyword::holduntil));
+    if ((seen & hold) == hold) return errc::param_conflict;
     const std::string_view v = p.value;
     // Parameters with a value require one; SMTPUTF8 and REQUIRETLS forbid it.
     const bool valueless =
@@ -718,6 +859,22 @@ constexpr errc parse(std::string_view s, const wire::param_options& o, bool rcpt
         if (e == errc::ok) r->orcpt = x;
         break;
       }
+      case wire::param_keyword::rrvs: {
+        wire::rrvs_param x;
+        e = parse_rrvs(v, x);
+        if (e == errc::ok) r->rrvs = x;
+        break;
+      }
+      case wire::param_keyword::holdfor: {
+        std::uint32_t n = 0;
+        e = parse_holdfor(v, n);
+        if (e == errc::ok) m->holdfor = n;
+        break;
+      }
+      case wire::param_keyword::holduntil:
+        e = wire::is_date_time(v) ? errc::ok : errc::param_value_invalid;
+        if (e == errc::ok) m->holduntil = v;
+        break;
       case wire::param_keyword::unknown:
         break;
     }
@@ -789,7 +946,8 @@ namespace smtpwire::wire {
 /// Parses the parameters of a MAIL command (`params` as
 /// wire::command::params holds it: no leading SP, possibly empty). Errors:
 /// param_syntax, param_too_many, param_unknown (only when
-/// !o.allow_unknown), param_not_allowed (NOTIFY, ORCPT), param_duplicate,
+/// !o.allow_unknown), param_not_allowed (NOTIFY, ORCPT, RRVS),
+/// param_duplicate, param_conflict (HOLDFOR with HOLDUNTIL),
 /// param_value_invalid, param_number_overflow (SIZE > 2^64-1),
 /// xtext_invalid (ENVID, AUTH). The result's views point into `params`.
 [[nodiscard]] inline result<mail_params> parse_mail_params(std::string_view params,
@@ -805,7 +963,8 @@ namespace smtpwire::wire {
 // RFC 5321 §4.1.2:    Rcpt-parameters = esmtp-param *(SP esmtp-param)
 /// Parses the parameters of a RCPT command (see parse_mail_params). Errors
 /// as there, plus notify_invalid, and param_not_allowed for every MAIL
-/// parameter; xtext_invalid for ORCPT.
+/// parameter; xtext_invalid for ORCPT; param_value_invalid for an RRVS
+/// outside date-time [";" ("C" / "R")].
 [[nodiscard]] inline result<rcpt_params> parse_rcpt_params(std::string_view params,
                                                            const param_options& o = {}) noexcept {
   rcpt_params r;
@@ -819,11 +978,13 @@ namespace smtpwire::wire {
 /// appended right after a MAIL path it completes the command line, and the
 /// text after its first octet is what parse_mail_params reads (an empty set
 /// appends nothing). Order: SIZE BODY SMTPUTF8 RET ENVID AUTH REQUIRETLS
-/// MT-PRIORITY BY, then the unknown parameters as written. Returns the error
-/// parse_mail_params would give for the result under `o` (e.g. xtext_invalid
-/// for a bad ENVID, param_value_invalid for MT-PRIORITY=12 or an empty
-/// AUTH, param_duplicate for unknown keywords given twice), in which case
-/// nothing is appended. Known keywords inside m.unknown.raw() are skipped.
+/// MT-PRIORITY BY HOLDFOR HOLDUNTIL, then the unknown parameters as
+/// written. Returns the error parse_mail_params would give for the result
+/// under `o` (e.g. xtext_invalid for a bad ENVID, param_value_invalid for
+/// MT-PRIORITY=12, an empty AUTH, BY=0;R, HOLDFOR above 999999999 or a
+/// HOLDUNTIL that is no date-time, param_conflict for HOLDFOR with
+/// HOLDUNTIL, param_duplicate for unknown keywords given twice), in which
+/// case nothing is appended. Known keywords inside m.unknown.raw() are skipped.
 [[nodiscard]] inline errc write_mail_params(std::string& out, const mail_params& m,
                                             const param_options& o = {}) {
   namespace impl = detail::params_impl;
@@ -836,11 +997,16 @@ namespace smtpwire::wire {
   if (m.body && impl::body_name(*m.body).empty()) return errc::param_value_invalid;
   if (m.ret && impl::ret_name(*m.ret).empty()) return errc::param_value_invalid;
   if (m.by && (m.by->time < -impl::by_time_max || m.by->time > impl::by_time_max ||
-               (m.by->mode != by_mode::notify && m.by->mode != by_mode::return_message)))
+               (m.by->mode != by_mode::notify && m.by->mode != by_mode::return_message) ||
+               (m.by->mode == by_mode::return_message && m.by->time <= 0)))
     return errc::param_value_invalid;
+  if (m.holdfor && *m.holdfor > impl::holdfor_max) return errc::param_value_invalid;
+  if (m.holduntil && !is_date_time(*m.holduntil)) return errc::param_value_invalid;
+  if (m.holdfor && m.holduntil) return errc::param_conflict;
   const std::size_t known = (m.size ? 1 : 0) + (m.body ? 1 : 0) + (m.smtputf8 ? 1 : 0) +
                             (m.ret ? 1 : 0) + (m.envid ? 1 : 0) + (m.auth ? 1 : 0) +
-                            (m.requiretls ? 1 : 0) + (m.mt_priority ? 1 : 0) + (m.by ? 1 : 0);
+                            (m.requiretls ? 1 : 0) + (m.mt_priority ? 1 : 0) + (m.by ? 1 : 0) +
+                            (m.holdfor ? 1 : 0) + (m.holduntil ? 1 : 0);
   if (known > o.max_params) return errc::param_too_many;
   const std::size_t at = out.size();
   if (m.size) {
@@ -863,6 +1029,11 @@ namespace smtpwire::wire {
     out.append(m.by->mode == by_mode::return_message ? ";R" : ";N");
     if (m.by->trace) out.push_back('T');
   }
+  if (m.holdfor) {
+    out.append(" HOLDFOR=");
+    impl::append_unsigned(out, *m.holdfor);
+  }
+  if (m.holduntil) impl::append_param(out, "HOLDUNTIL", *m.holduntil);
   if (const errc e = impl::write_unknown(out, m.unknown, known, o); e != errc::ok) {
     out.resize(at);
     return e;
@@ -872,10 +1043,11 @@ namespace smtpwire::wire {
 
 /// Appends the parameters of `r` to `out` (conventions of
 /// write_mail_params): NOTIFY (flags written SUCCESS,FAILURE,DELAY), ORCPT,
-/// then the unknown parameters. Returns notify_invalid for a flag set that
-/// is not NEVER alone or a non-empty subset of the others; for ORCPT,
+/// RRVS, then the unknown parameters. Returns notify_invalid for a flag set
+/// that is not NEVER alone or a non-empty subset of the others; for ORCPT,
 /// param_value_invalid (addr-type not an atom, empty address, too long) or
-/// xtext_invalid; nothing is appended on error.
+/// xtext_invalid; for RRVS, param_value_invalid (not a date-time, or an
+/// action other than 0, 'C', 'R'); nothing is appended on error.
 [[nodiscard]] inline errc write_rcpt_params(std::string& out, const rcpt_params& r,
                                             const param_options& o = {}) {
   namespace impl = detail::params_impl;
@@ -886,7 +1058,10 @@ namespace smtpwire::wire {
     if (r.orcpt->addr.empty() || r.orcpt->addr_type.size() + 1 + r.orcpt->addr.size() > o.max_orcpt)
       return errc::param_value_invalid;
   }
-  const std::size_t known = (r.notify ? 1 : 0) + (r.orcpt ? 1 : 0);
+  if (r.rrvs && (!is_date_time(r.rrvs->date_time) ||
+                 (r.rrvs->action != 0 && r.rrvs->action != 'C' && r.rrvs->action != 'R')))
+    return errc::param_value_invalid;
+  const std::size_t known = (r.notify ? 1 : 0) + (r.orcpt ? 1 : 0) + (r.rrvs ? 1 : 0);
   if (known > o.max_params) return errc::param_too_many;
   const std::size_t at = out.size();
   if (r.notify) {
@@ -908,6 +1083,11 @@ namespace smtpwire::wire {
   }
   if (r.orcpt) {
     out.append(" ORCPT=").append(r.orcpt->addr_type).append(";").append(r.orcpt->addr);
+  }
+  if (r.rrvs) {
+    out.append(" RRVS=").append(r.rrvs->date_time);
+    if (r.rrvs->action != 0) out.push_back(';');
+    if (r.rrvs->action != 0) out.push_back(r.rrvs->action);
   }
   if (const errc e = impl::write_unknown(out, r.unknown, known, o); e != errc::ok) {
     out.resize(at);
