@@ -10,6 +10,21 @@
 //                 [--auth-file FILE] [--require-auth]
 //                 [--maildir DIR | --mbox FILE | --discard]
 //                 [--max-size BYTES] [--max-recipients N] [--lmtp] [--threads N]
+//                 [--proxy-protocol[=required|optional] [--proxy-from ADDR[,ADDR...]]]
+//                 [--xforward-from ADDR[,ADDR...]]
+//
+// Behind a load balancer (HAProxy's send-proxy / send-proxy-v2) the PROXY
+// protocol header names the real client: it goes into the Received header
+// and the logs, and the PP2_TYPE_SSL facts (TLS between the client and the
+// balancer) into the Received header's TLS comment when the session itself
+// runs no TLS. Use --proxy-protocol only on a listener that the balancer
+// alone can reach, and name the balancers with --proxy-from.
+//
+// --xforward-from offers Postfix's XFORWARD (XFORWARD_README) to clients
+// from those addresses only (a content filter or relay that passes on its
+// own client's facts, e.g. Postfix's smtp_send_xforward_command=yes): the
+// forwarded NAME, ADDR and HELO then go into the Received header, and the
+// forwarded client into the message log line.
 //
 // Logs one line per listener at start, one per message and one per
 // session on stderr; SIGTERM/SIGINT stop it gracefully (no new
@@ -27,7 +42,10 @@
 #include <smtpwire/posix/address.hpp>
 #include <smtpwire/posix/server_loop.hpp>
 #include <smtpwire/server.hpp>
+#include <smtpwire/wire/xclient.hpp>
+#include <smtpwire/wire/xtext.hpp>
 
+#include <arpa/inet.h>
 #include <signal.h>
 
 #include <atomic>
@@ -57,8 +75,16 @@ constexpr const char* usage_text =
     "                     [--auth-file FILE] [--require-auth]\n"
     "                     [--maildir DIR | --mbox FILE | --discard]\n"
     "                     [--max-size BYTES] [--max-recipients N] [--lmtp] [--threads N]\n"
+    "                     [--proxy-protocol[=required|optional] [--proxy-from ADDR[,ADDR...]]]\n"
+    "                     [--xforward-from ADDR[,ADDR...]]\n"
     "PORT 0 picks a free port (printed in the 'listening on' line). --auth-file holds\n"
     "user:password lines; AUTH PLAIN/LOGIN is offered only after STARTTLS.\n"
+    "--proxy-protocol reads a PROXY v1/v2 header (HAProxy send-proxy[-v2]) on every\n"
+    "connection (required by default; optional also takes direct clients after 5 s);\n"
+    "the client it names goes into Received and the logs. Only for listeners the load\n"
+    "balancer alone can reach; --proxy-from refuses connections from other addresses.\n"
+    "--xforward-from offers XFORWARD to those client addresses only; the forwarded\n"
+    "client then goes into Received and the log.\n"
     "Exit: 0 after SIGTERM/SIGINT, 64 invalid command line or auth file, 69 resource\n"
     "unavailable (certificate, files, address in use).\n";
 
@@ -69,8 +95,27 @@ struct options {
   std::vector<std::string> listen, implicit_listen;
   std::string hostname, tls_cert, tls_key, auth_file, maildir, mbox;
   bool require_tls = false, require_auth = false, discard = false, lmtp = false;
+  std::string proxy_mode;  // "", "required" or "optional"
+  std::vector<smtpwire::posix::socket_address> proxy_from, xforward_from;
   std::uint64_t max_size = 0, max_recipients = 0, threads = 1;
 };
+
+// A numeric IPv4 or IPv6 address (no name lookup: a balancer is named by address).
+bool numeric_address(const std::string& text, smtpwire::posix::socket_address& out) {
+  sockaddr_in in{};
+  sockaddr_in6 in6{};
+  if (::inet_pton(AF_INET, text.c_str(), &in.sin_addr) == 1) {
+    in.sin_family = AF_INET;
+    out = smtpwire::posix::socket_address::from(reinterpret_cast<sockaddr*>(&in), sizeof in);
+    return true;
+  }
+  if (::inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) == 1) {
+    in6.sin6_family = AF_INET6;
+    out = smtpwire::posix::socket_address::from(reinterpret_cast<sockaddr*>(&in6), sizeof in6);
+    return true;
+  }
+  return false;
+}
 
 bool parse(int argc, char** argv, options& o, bool& help) {
   smtpwire_tools::option_scanner sc(argc, argv);
@@ -119,6 +164,35 @@ bool parse(int argc, char** argv, options& o, bool& help) {
         std::fprintf(stderr, "smtpwire-sink: --threads: at most 256\n");
         return false;
       }
+    } else if (n == "--proxy-protocol") {
+      o.proxy_mode = "required";
+      if (sc.has_inline_value()) {
+        (void)sc.value(o.proxy_mode);
+        if (o.proxy_mode != "required" && o.proxy_mode != "optional") {
+          std::fprintf(stderr,
+                       "smtpwire-sink: --proxy-protocol=%s: expected required or optional\n",
+                       o.proxy_mode.c_str());
+          return false;
+        }
+      }
+    } else if (n == "--proxy-from" || n == "--xforward-from") {
+      if (!need(v)) return false;
+      auto& list = n == "--proxy-from" ? o.proxy_from : o.xforward_from;
+      std::size_t pos = 0;
+      for (;;) {
+        const std::size_t comma = v.find(',', pos);
+        std::string a = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        if (a.size() > 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+        smtpwire::posix::socket_address sa;
+        if (!numeric_address(a, sa)) {
+          std::fprintf(stderr, "smtpwire-sink: %s: '%s' is not an IP address\n", n.c_str(),
+                       a.c_str());
+          return false;
+        }
+        list.push_back(sa);
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+      }
     } else if (n == "--require-tls") {
       o.require_tls = flag = true;
     } else if (n == "--require-auth") {
@@ -153,6 +227,8 @@ bool parse(int argc, char** argv, options& o, bool& help) {
   if (!o.auth_file.empty() && !tls)
     return fail("--auth-file needs --tls-cert and --tls-key (AUTH is offered only over TLS)");
   if (o.require_auth && o.auth_file.empty()) return fail("--require-auth needs --auth-file");
+  if (!o.proxy_from.empty() && o.proxy_mode.empty())
+    return fail("--proxy-from needs --proxy-protocol");
   if ((o.maildir.empty() ? 0 : 1) + (o.mbox.empty() ? 0 : 1) + (o.discard ? 1 : 0) != 1)
     return fail("exactly one of --maildir, --mbox and --discard is required");
   return true;
@@ -209,7 +285,14 @@ struct conn_state {
   std::unique_ptr<smtpwire_tools::message_writer> msg;
   std::uint64_t messages = 0, rejected_commands = 0;
   unsigned auth_failures = 0;
-  std::string tls;           // "TLSv1.3/TLS_AES_256_GCM_SHA384" once up
+  std::string tls;                 // "TLSv1.3/TLS_AES_256_GCM_SHA384" once up
+  smtpwire::tls_info proxied_tls;  // from the PROXY header's PP2_TYPE_SSL (views into it)
+  bool has_proxied_tls = false;
+  // XFORWARD attributes (decoded) for the next transaction, and whether the
+  // current one uses them (mail_event::xforwarded).
+  std::string xf[smtpwire::wire::xattr_count];
+  bool xf_set[smtpwire::wire::xattr_count] = {};
+  bool xforwarded = false;
   std::uint64_t number = 0;  // the session's number in the logs (1, 2, …), set at first use
 };
 
@@ -224,9 +307,11 @@ struct sink {
   smtpwire_tools::message_store store;
   totals t;
 
-  std::unique_ptr<session_type> make(bool implicit) {
+  std::unique_ptr<session_type> make(bool implicit, const smtpwire::posix::socket_address& peer) {
     smtpwire::server_config c = cfg;
     c.implicit_tls = implicit;
+    for (const auto& a : o.xforward_from)
+      if (smtpwire::posix::same_host(a, peer)) c.xclient_trusted = true;
     if (!tls) return std::unique_ptr<session_type>(new session_type(c));
     auto ch = smtpwire::openssl::channel::server(*tls);
     if (!ch) return nullptr;  // out of memory: the connection is refused
@@ -248,6 +333,19 @@ struct sink {
     }
     if (std::holds_alternative<smtpwire::connect_event>(e)) {
       t.sessions.fetch_add(1, std::memory_order_relaxed);
+      // TLS the client ran with the load balancer (PP2_TYPE_SSL, client bit
+      // PP2_CLIENT_SSL): the header lives as long as the connection.
+      const smtpwire::wire::proxy_header* ph = c.proxy();
+      if (ph != nullptr && ph->ssl.present &&
+          (ph->ssl.client & smtpwire::wire::proxy_ssl_client::ssl) != 0 &&
+          !ph->ssl.version.empty()) {
+        st.proxied_tls.version = ph->ssl.version;
+        st.proxied_tls.cipher = ph->ssl.cipher;
+        st.proxied_tls.peer_verified =
+            ph->ssl.verify == 0 && (ph->ssl.client & smtpwire::wire::proxy_ssl_client::cert_conn);
+        st.proxied_tls.peer_name = ph->ssl.cn;
+        st.has_proxied_tls = true;
+      }
       (void)eng.accept();
     } else if (auto* h = std::get_if<smtpwire::hello_event>(&e)) {
       st.helo = std::string(h->domain);
@@ -269,9 +367,12 @@ struct sink {
         t.auth_failed.fetch_add(1, std::memory_order_relaxed);
         (void)eng.reject();
       }
+    } else if (auto* xf = std::get_if<smtpwire::xforward_event>(&e)) {
+      take_xforward(eng, st, *xf);
     } else if (auto* m = std::get_if<smtpwire::mail_event>(&e)) {
       st.msg.reset();
       st.rcpts.clear();
+      st.xforwarded = m->xforwarded;
       const auto& p = m->reverse_path;
       st.from = p.null ? "<>"
                        : "<" + std::string(p.address.local_part) +
@@ -299,6 +400,42 @@ struct sink {
     }
   }
 
+  // XFORWARD_README: the first XFORWARD after a reset starts from nothing
+  // known, later ones overwrite what they name; values are xtext.
+  static void take_xforward(smtpwire::server& eng, conn_state& st,
+                            const smtpwire::xforward_event& x) {
+    namespace w = smtpwire::wire;
+    std::string decoded[w::xattr_count];
+    for (std::size_t i = 0; i < w::xattr_count; ++i) {
+      if (x.attributes.kind[i] != w::xvalue_kind::value) continue;
+      if (smtpwire::wire::xtext_decode(decoded[i], x.attributes.raw[i]) != errc::ok ||
+          smtpwire::detail::has_line_breaking_byte(decoded[i])) {
+        smtpwire::server_reply r;
+        r.code = 501;
+        r.enhanced = "5.5.4";
+        r.text = "Bad XFORWARD attribute value";
+        (void)eng.reject(r);
+        return;
+      }
+    }
+    if (x.initial)
+      for (std::size_t i = 0; i < w::xattr_count; ++i) {
+        st.xf[i].clear();
+        st.xf_set[i] = false;
+      }
+    for (std::size_t i = 0; i < w::xattr_count; ++i) {
+      if (x.attributes.kind[i] == w::xvalue_kind::absent) continue;
+      st.xf_set[i] = x.attributes.kind[i] == w::xvalue_kind::value;
+      st.xf[i] = st.xf_set[i] ? decoded[i] : std::string();
+    }
+    (void)eng.accept();
+  }
+
+  static const std::string* xf_value(const conn_state& st, smtpwire::wire::xattr a) {
+    const auto i = static_cast<std::size_t>(a);
+    return st.xforwarded && st.xf_set[i] && !st.xf[i].empty() ? &st.xf[i] : nullptr;
+  }
+
   void start_message(loop_type::connection& c, session_type& s, conn_state& st) {
     smtpwire::server& eng = s.engine();
     st.msg.reset(new smtpwire_tools::message_writer(store));
@@ -313,20 +450,26 @@ struct sink {
       (void)eng.temp_fail(r);
       return;
     }
-    const std::string addr = address_literal(c.peer());
+    std::string addr = address_literal(c.peer());
     const std::string date = smtpwire_tools::rfc5322_now();
     smtpwire::received_fields f;
     f.helo = st.helo.empty() ? std::string_view("unknown") : std::string_view(st.helo);
+    // An XFORWARD from a trusted relay describes the original client.
+    if (const std::string* v = xf_value(st, smtpwire::wire::xattr::addr)) addr = *v;
+    if (const std::string* v = xf_value(st, smtpwire::wire::xattr::helo)) f.helo = *v;
+    if (const std::string* v = xf_value(st, smtpwire::wire::xattr::name)) f.client_host = *v;
     f.client_address = addr;
     f.by = cfg.host_name;
     f.protocol = eng.protocol();
     f.id = st.msg->id();
     if (st.rcpts.size() == 1) f.for_path = st.rcpts.front();
-    f.tls = s.tls();
+    f.tls = s.tls() != nullptr ? s.tls() : st.has_proxied_tls ? &st.proxied_tls : nullptr;
     f.date_time = date;
     std::string header;
     if (smtpwire::append_received(header, f) != errc::ok) {
-      f.helo = "unknown";  // a HELO argument the header cannot carry
+      f.helo = "unknown";  // a HELO argument (or forwarded fact) the header cannot carry
+      f.client_host = {};
+      f.client_address = address_literal(c.peer());
       f.for_path = {};
       header.clear();
       (void)smtpwire::append_received(header, f);
@@ -343,7 +486,14 @@ struct sink {
     for (std::size_t i = 0; i < st.rcpts.size(); ++i)
       line += (i ? "," : "") + st.rcpts[i];
     line += " size=" + std::to_string(d.octets);
-    line += " tls=" + (st.tls.empty() ? std::string("none") : st.tls);
+    if (st.xforwarded) {
+      const std::string* n = xf_value(st, smtpwire::wire::xattr::name);
+      const std::string* a = xf_value(st, smtpwire::wire::xattr::addr);
+      const std::string* p = xf_value(st, smtpwire::wire::xattr::port);
+      line += " xforward=" + (n ? *n : std::string("-")) + "[" + (a ? *a : std::string("-")) +
+              "]:" + (p ? *p : std::string("-"));
+    }
+    line += " tls=" + tls_text(st);
     line += " auth=" + (st.user.empty() ? std::string("-") : st.user);
     if (d.error != errc::ok || !st.msg) {
       line += " failed=" + std::string(smtpwire::to_string(d.error));
@@ -380,6 +530,17 @@ struct sink {
     log_line(line);
   }
 
+  // The session's own TLS, else the TLS the load balancer reported ("(proxy)").
+  static std::string tls_text(const conn_state& st) {
+    if (!st.tls.empty()) return st.tls;
+    if (st.has_proxied_tls)
+      return std::string(st.proxied_tls.version) + "/" +
+             (st.proxied_tls.cipher.empty() ? std::string("-")
+                                            : std::string(st.proxied_tls.cipher)) +
+             "(proxy)";
+    return "none";
+  }
+
   void on_close(loop_type::connection& c, smtpwire::posix::close_cause why, std::error_code ec) {
     conn_state& st = c.context();
     if (st.number == 0) st.number = t.numbers.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -389,8 +550,11 @@ struct sink {
     char dur[32];
     std::snprintf(dur, sizeof dur, "%.3fs", secs);
     std::string line = "session " + std::to_string(st.number) + " from " + c.peer().to_string();
+    if (const smtpwire::wire::proxy_header* ph = c.proxy())
+      line += " via " + c.transport_peer().to_string() +
+              (ph->version == smtpwire::wire::proxy_version::v1 ? " proxy=v1" : " proxy=v2");
     line += " helo=" + (st.helo.empty() ? std::string("-") : st.helo);
-    line += " tls=" + (st.tls.empty() ? std::string("none") : st.tls);
+    line += " tls=" + tls_text(st);
     line += " auth=" + (st.user.empty() ? std::string("-") : st.user);
     if (st.auth_failures != 0) line += " auth_failures=" + std::to_string(st.auth_failures);
     line += " messages=" + std::to_string(st.messages);
@@ -441,6 +605,7 @@ int main(int argc, char** argv) {
   cfg.policy.require_auth = o.require_auth;
   if (o.max_size != 0) cfg.limits.max_message_size = o.max_size;
   if (o.max_recipients != 0) cfg.limits.max_recipients = o.max_recipients;
+  cfg.extensions.xforward = !o.xforward_from.empty();
   {
     // Reject a --hostname the engine's replies and Received cannot carry.
     smtpwire::received_fields f;
@@ -513,6 +678,12 @@ int main(int argc, char** argv) {
   }
   smtpwire::posix::server_loop_options lo;
   lo.grace = std::chrono::seconds(10);
+  if (!o.proxy_mode.empty()) {
+    smtpwire::posix::proxy_listen_options po;
+    po.reader.required = o.proxy_mode == "required";
+    po.allowed_peers = o.proxy_from;
+    lo.proxy_protocol = po;
+  }
   std::vector<std::unique_ptr<loop_type>> loops;
   std::vector<bool> loop_implicit;
   for (int kind = 0; kind < 2; ++kind) {
@@ -524,8 +695,8 @@ int main(int argc, char** argv) {
       const bool implicit = kind == 1;
       sink* shared = sk.get();
       std::unique_ptr<loop_type> lp(new loop_type(
-          [shared, implicit](const smtpwire::posix::socket_address&) {
-            return shared->make(implicit);
+          [shared, implicit](const smtpwire::posix::socket_address& peer) {
+            return shared->make(implicit, peer);
           },
           [shared](loop_type::connection& c, smtpwire::server_event& e) { shared->on_event(c, e); },
           lo));
@@ -536,6 +707,10 @@ int main(int argc, char** argv) {
       }
       lp->on_close([shared](loop_type::connection& c, smtpwire::posix::close_cause why,
                             std::error_code ec) { shared->on_close(c, why, ec); });
+      lp->on_proxy_refused([](const smtpwire::posix::socket_address& peer, errc why) {
+        log_line("refused connection from " + peer.to_string() + ": " +
+                 std::string(smtpwire::to_string(why)));
+      });
       loops.push_back(std::move(lp));
       loop_implicit.push_back(implicit);
     }
@@ -559,6 +734,8 @@ int main(int argc, char** argv) {
         if (!l.implicit && cfg.tls_available) what += ", STARTTLS";
         if (o.require_tls) what += ", TLS required";
         if (!sk->users.empty()) what += o.require_auth ? ", AUTH required" : ", AUTH";
+        if (!o.proxy_mode.empty()) what += ", PROXY protocol " + o.proxy_mode;
+        if (!o.xforward_from.empty()) what += ", XFORWARD";
         log_line("listening on " + bound.to_string() + " (" + what + ")");
       }
     }

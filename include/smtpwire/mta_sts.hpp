@@ -12,16 +12,20 @@
 //   //   tls_policy::required, openssl::peer_identity::host = mx_host, and
 //   //   deliver only when verification().passed (§4.2).
 //
+// What RFC 8461 §3.2 settles: fields come in any order (only the TXT
+// record must begin with its version, §3.1); "If any non-repeated field --
+// i.e., all fields except "mx" -- is duplicated, all entries except for the
+// first SHALL be ignored", so a second "mode" (even "mode: none" after
+// "mode: enforce", or an invalid value) changes nothing; "If any field is
+// not specified, the policy SHALL be treated as invalid"; unknown fields
+// are ignored.
+//
 // Strictness decisions (RFC 8461 leaves them open):
 // - A field is `name ":" *WSP value *WSP`; lines end with LF or CRLF; an
-//   empty line, a bare CR or any other control octet makes the policy invalid.
-// - "version" must be the first field (its presence there identifies the
-//   format); "version", "mode" and "max_age" given twice make the policy
-//   invalid (errc::mta_sts_field_duplicate) rather than "first wins": two
-//   values for a security setting are an error of the publisher, and §5 tells
-//   senders to treat an invalid policy as no new policy (keep the cached one).
-// - Unknown fields are ignored, but their name and value must still follow
-//   §3.2's sts-policy-extension grammar.
+//   empty line, a bare CR or any other control octet makes the policy invalid
+//   (the sts-policy-record grammar has no empty line).
+// - Every line, including an ignored repeat or unknown field, must follow
+//   §3.2's sts-policy-extension grammar (name and value).
 // - "mx" patterns are `["*."] Domain` (RFC 5321 LDH labels of 1-63 octets,
 //   no trailing dot, at most 253 octets); "*", "*.*.x", "a.*.x" and "*x" are
 //   invalid.
@@ -254,13 +258,14 @@ constexpr bool parse_max_age(std::string_view v, std::uint32_t& out) noexcept {
 //   version: %s"STSv1"   mode: %s"testing" / %s"enforce" / %s"none"
 //   max_age: 1*10DIGIT   mx: ["*."] Domain
 /// Parses a policy body as fetched over HTTPS (whole: the fetch already
-/// bounded it). Errors, in order of the offending line:
-/// mta_sts_policy_too_large (body above options.max_size),
-/// mta_sts_policy_syntax (line or field grammar, control octets, bad
-/// UTF-8), mta_sts_version_invalid (first field not "version: STSv1"),
-/// mta_sts_field_duplicate, mta_sts_mode_invalid, mta_sts_max_age_invalid,
-/// mta_sts_mx_invalid; then mta_sts_field_missing when mode or max_age is
-/// absent, or no mx is given while mode is not none.
+/// bounded it). Fields in any order; of a repeated version, mode or max_age
+/// the first counts and the others are ignored (§3.2). Errors, in order of
+/// the offending line: mta_sts_policy_too_large (body above
+/// options.max_size), mta_sts_policy_syntax (line or field grammar, control
+/// octets, bad UTF-8), mta_sts_version_invalid (the version field not
+/// "STSv1"), mta_sts_mode_invalid, mta_sts_max_age_invalid,
+/// mta_sts_mx_invalid; then mta_sts_field_missing when version, mode or
+/// max_age is absent, or no mx is given while mode is not none.
 inline result<policy> parse_policy(std::string_view body, const policy_options& options = {}) {
   if (body.size() > options.max_size) return errc::mta_sts_policy_too_large;
   if (body.empty()) return errc::mta_sts_policy_syntax;
@@ -285,13 +290,12 @@ inline result<policy> parse_policy(std::string_view body, const policy_options& 
     // Every known value is also a valid extension value, so this one check
     // rejects control octets (a CR left inside a line) and bad UTF-8 for all.
     if (!detail::is_ext_value(value)) return errc::mta_sts_policy_syntax;
-    if (!have_version) {
-      if (name != "version" || value != "STSv1") return errc::mta_sts_version_invalid;
+    if (name == "version") {
+      if (have_version) continue;  // §3.2: all entries except for the first SHALL be ignored
+      if (value != "STSv1") return errc::mta_sts_version_invalid;
       have_version = true;
-    } else if (name == "version") {
-      return errc::mta_sts_field_duplicate;
     } else if (name == "mode") {
-      if (have_mode) return errc::mta_sts_field_duplicate;
+      if (have_mode) continue;
       if (value == "enforce")
         p.policy_mode = mode::enforce;
       else if (value == "testing")
@@ -302,7 +306,7 @@ inline result<policy> parse_policy(std::string_view body, const policy_options& 
         return errc::mta_sts_mode_invalid;
       have_mode = true;
     } else if (name == "max_age") {
-      if (have_max_age) return errc::mta_sts_field_duplicate;
+      if (have_max_age) continue;
       if (!detail::parse_max_age(value, p.max_age)) return errc::mta_sts_max_age_invalid;
       have_max_age = true;
     } else if (name == "mx") {
@@ -310,7 +314,7 @@ inline result<policy> parse_policy(std::string_view body, const policy_options& 
       p.mx.emplace_back(value);
     }
   }
-  if (!have_mode || !have_max_age) return errc::mta_sts_field_missing;
+  if (!have_version || !have_mode || !have_max_age) return errc::mta_sts_field_missing;
   if (p.mx.empty() && p.policy_mode != mode::none) return errc::mta_sts_field_missing;
   return p;
 }

@@ -392,8 +392,12 @@ class json_writer {
 //   failed-session-count, additional-information, failure-reason-code} ]} ]
 /// Appends `r` as compact JSON (RFC 8259, no insignificant whitespace), keys
 /// in the order above; "mx-host" is written as an array of strings (§4.4
-/// describes it as the list of MX hosts; its example shows a single
-/// string), "failure-details" only when non-empty. Returns
+/// describes it as the list of MX hosts; Appendix B's example showed a
+/// single string until erratum 6241 made it an array, which is what
+/// receivers such as mox parse), "policy-string" as an array of the policy's
+/// lines, "receiving-mx-hostname" as a string, the date-range as RFC 3339
+/// UTC date-times ("2016-04-01T00:00:00Z", as in Appendix B), and
+/// "failure-details" only when non-empty. Returns
 /// errc::tlsrpt_value_invalid and leaves `out` unchanged when a required
 /// string is empty, a string is not well-formed UTF-8, `end` < `start`, a
 /// time is outside min_time..max_time, or a policy's failure_details add up

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -792,4 +793,330 @@ TEST_CASE("client driver: an invalid descriptor is EBADF", "[posix][client]") {
   client c;
   const auto r = posix::run_client(-1, c, [](client&, client_event&) {});
   CHECK(r.error == std::errc::bad_file_descriptor);
+}
+
+// ---------------------------------------------------------------------------
+// PROXY protocol (server_loop_options::proxy_protocol) over loopback.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// What a handler saw of one proxied connection, copied out of the header.
+struct proxied_seen {
+  std::string peer, transport_peer, helo;
+  bool has_header = false;
+  int version = 0;
+  std::string source, destination, authority, ssl_version, ssl_cipher, ssl_cn, unique_id;
+  bool ssl = false;
+  std::uint8_t ssl_client = 0;
+};
+
+struct proxy_server {
+  using loop_type = posix::server_loop<server>;
+  std::unique_ptr<loop_type> loop;
+  posix::socket_address address;
+  std::thread thread;
+  std::mutex m;
+  std::vector<proxied_seen> seen;
+  std::vector<std::pair<std::string, errc>> refusals;
+  std::vector<std::string> factory_peers;
+  int closes = 0;
+
+  explicit proxy_server(posix::proxy_listen_options po) {
+    posix::server_loop_options o;
+    o.proxy_protocol = std::move(po);
+    loop.reset(new loop_type(
+        [this](const posix::socket_address& peer) {
+          std::lock_guard<std::mutex> g(m);
+          factory_peers.push_back(peer.to_string());
+          server_config c;
+          c.host_name = "sink.test";
+          return std::make_unique<server>(c);
+        },
+        [this](loop_type::connection& conn, server_event& e) { on_event(conn, e); }, o));
+    REQUIRE(!loop->error());
+    loop->on_close([this](loop_type::connection&, posix::close_cause, std::error_code) {
+      std::lock_guard<std::mutex> g(m);
+      ++closes;
+    });
+    loop->on_proxy_refused([this](const posix::socket_address& peer, errc why) {
+      std::lock_guard<std::mutex> g(m);
+      refusals.emplace_back(peer.host(), why);
+    });
+    REQUIRE(!loop->listen("127.0.0.1", "0", {}, &address));
+    thread = std::thread([this] { CHECK(!loop->run()); });
+  }
+  ~proxy_server() {
+    loop->stop();
+    thread.join();
+  }
+
+  void on_event(loop_type::connection& conn, server_event& e) {
+    server& s = conn.session();
+    if (std::holds_alternative<smtpwire::connect_event>(e)) {
+      proxied_seen v;
+      v.peer = conn.peer().to_string();
+      v.transport_peer = conn.transport_peer().to_string();
+      if (const smtpwire::wire::proxy_header* h = conn.proxy()) {
+        v.has_header = true;
+        v.version = static_cast<int>(h->version);
+        v.source = std::string(h->source.literal()) + ":" + std::to_string(h->source.port());
+        v.destination =
+            std::string(h->destination.literal()) + ":" + std::to_string(h->destination.port());
+        v.authority = std::string(h->authority);
+        v.unique_id = std::string(h->unique_id);
+        v.ssl = h->ssl.present;
+        v.ssl_client = h->ssl.client;
+        v.ssl_version = std::string(h->ssl.version);
+        v.ssl_cipher = std::string(h->ssl.cipher);
+        v.ssl_cn = std::string(h->ssl.cn);
+      }
+      std::lock_guard<std::mutex> g(m);
+      seen.push_back(std::move(v));
+    } else if (auto* h = std::get_if<smtpwire::hello_event>(&e)) {
+      std::lock_guard<std::mutex> g(m);
+      if (!seen.empty()) seen.back().helo = std::string(h->domain);
+    }
+    if (s.awaiting_decision()) REQUIRE(s.accept() == errc::ok);
+  }
+
+  std::size_t seen_count() {
+    std::lock_guard<std::mutex> g(m);
+    return seen.size();
+  }
+  proxied_seen last_seen() {
+    std::lock_guard<std::mutex> g(m);
+    REQUIRE(!seen.empty());
+    return seen.back();
+  }
+};
+
+std::string v1_header(const char* src, const char* dst, int sport, int dport) {
+  return "PROXY TCP4 " + std::string(src) + " " + dst + " " + std::to_string(sport) + " " +
+         std::to_string(dport) + "\r\n";
+}
+
+std::string v2_header_with_tlvs() {
+  namespace w = smtpwire::wire;
+  w::proxy_header h;
+  h.command = w::proxy_command::proxy;
+  h.family = w::proxy_family::inet6;
+  h.transport = w::proxy_transport::stream;
+  std::uint8_t src[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42};
+  std::uint8_t dst[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+  h.source = w::proxy_address::ipv6(src, 40000);
+  h.destination = w::proxy_address::ipv6(dst, 465);
+  h.authority = "mx.example.net";
+  h.unique_id = "conn-7";
+  h.ssl.present = true;
+  h.ssl.client = w::proxy_ssl_client::ssl | w::proxy_ssl_client::cert_conn;
+  h.ssl.verify = 0;
+  h.ssl.version = "TLSv1.3";
+  h.ssl.cipher = "TLS_AES_256_GCM_SHA384";
+  h.ssl.cn = "client.example.org";
+  std::string out;
+  REQUIRE(w::write_proxy_v2(out, h, true) == errc::ok);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("server loop PROXY: a v1 header names the client; SMTP follows unchanged",
+          "[posix][loop][proxy]") {
+  proxy_server srv({});
+  raw_client c(srv.address);
+  REQUIRE(c.send_all(v1_header("192.0.2.1", "198.51.100.2", 51234, 25)));
+  REQUIRE(c.read_until("220 "));
+  REQUIRE(c.send_all("EHLO client.example\r\nQUIT\r\n"));
+  REQUIRE(c.read_until("221 "));
+  const proxied_seen v = srv.last_seen();
+  CHECK(v.peer == "192.0.2.1:51234");
+  CHECK(v.transport_peer.rfind("127.0.0.1:", 0) == 0);
+  CHECK(v.has_header);
+  CHECK(v.version == 1);
+  CHECK(v.destination == "198.51.100.2:25");
+  CHECK(v.helo == "client.example");
+  std::lock_guard<std::mutex> g(srv.m);
+  REQUIRE(srv.factory_peers.size() == 1);
+  CHECK(srv.factory_peers[0] == "192.0.2.1:51234");  // the factory sees the real client
+}
+
+TEST_CASE("server loop PROXY: v2 with TLVs (SSL, authority, unique id, CRC32C)",
+          "[posix][loop][proxy]") {
+  proxy_server srv({});
+  raw_client c(srv.address);
+  REQUIRE(c.send_all(v2_header_with_tlvs()));
+  REQUIRE(c.read_until("220 "));
+  REQUIRE(c.send_all("QUIT\r\n"));
+  REQUIRE(c.read_until("221 "));
+  const proxied_seen v = srv.last_seen();
+  CHECK(v.peer == "[2001:db8::42]:40000");
+  CHECK(v.version == 2);
+  CHECK(v.source == "IPv6:2001:db8::42:40000");
+  CHECK(v.authority == "mx.example.net");
+  CHECK(v.unique_id == "conn-7");
+  CHECK(v.ssl);
+  CHECK(v.ssl_client == 3);
+  CHECK(v.ssl_version == "TLSv1.3");
+  CHECK(v.ssl_cipher == "TLS_AES_256_GCM_SHA384");
+  CHECK(v.ssl_cn == "client.example.org");
+}
+
+TEST_CASE("server loop PROXY: a header split over segments, nothing written before it ends",
+          "[posix][loop][proxy]") {
+  proxy_server srv({});
+  for (const std::string& hdr :
+       {v1_header("203.0.113.9", "127.0.0.1", 1, 25), v2_header_with_tlvs()}) {
+    const std::size_t before = srv.seen_count();
+    raw_client c(srv.address);
+    for (std::size_t i = 0; i < hdr.size(); i += 7) {
+      REQUIRE(c.send_all(std::string_view(hdr).substr(i, 7)));
+      std::this_thread::sleep_for(3ms);  // separate segments
+      if (i + 7 < hdr.size()) CHECK(!c.read_until("220", 1ms));
+    }
+    CHECK(c.received.empty());  // no greeting before the header is complete
+    REQUIRE(c.read_until("220 "));
+    REQUIRE(c.send_all("QUIT\r\n"));
+    REQUIRE(c.read_until("221 "));
+    REQUIRE(srv.seen_count() == before + 1);
+    CHECK(srv.last_seen().has_header);
+  }
+  CHECK(srv.last_seen().peer == "[2001:db8::42]:40000");
+}
+
+TEST_CASE("server loop PROXY: SMTP octets in the header's segment reach the engine",
+          "[posix][loop][proxy]") {
+  proxy_server srv({});
+  for (const std::string& hdr :
+       {v1_header("192.0.2.7", "192.0.2.8", 2525, 25), v2_header_with_tlvs()}) {
+    raw_client c(srv.address);
+    REQUIRE(c.send_all(hdr + "EHLO same.segment\r\nNOOP\r\nQUIT\r\n"));
+    REQUIRE(c.read_until("221 "));
+    // One greeting, then EHLO, NOOP and QUIT answered in order: no octet lost or doubled.
+    const std::size_t g = c.received.find("220 "), e = c.received.find("250-"),
+                      q = c.received.find("221 ");
+    CHECK(g == 0);
+    CHECK(e != std::string::npos);
+    CHECK(e < q);
+    CHECK(c.received.find("500") == std::string::npos);
+    CHECK(srv.last_seen().helo == "same.segment");
+  }
+}
+
+TEST_CASE("server loop PROXY: a connection without a required header is refused",
+          "[posix][loop][proxy]") {
+  SECTION("SMTP instead of a header: 421, close, no session") {
+    proxy_server srv({});
+    raw_client c(srv.address);
+    REQUIRE(c.send_all("EHLO direct.client\r\n"));
+    CHECK(c.wait_eof());
+    CHECK(c.received == "421 4.3.0 PROXY protocol header required\r\n");
+    REQUIRE(eventually([&] { return srv.loop->counters().refused == 1; }));
+    CHECK(srv.loop->counters().accepted == 0);
+    std::lock_guard<std::mutex> g(srv.m);
+    CHECK(srv.seen.empty());
+    CHECK(srv.factory_peers.empty());
+    CHECK(srv.closes == 0);  // the application never saw it
+    REQUIRE(srv.refusals.size() == 1);
+    CHECK(srv.refusals[0].second == errc::proxy_missing);
+  }
+  SECTION("silence: refused at the header deadline, silently when asked") {
+    posix::proxy_listen_options po;
+    po.header_timeout = 200ms;
+    po.reply_on_refusal = false;
+    proxy_server srv(po);
+    raw_client c(srv.address);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(c.wait_eof(3000ms));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 190ms);
+    CHECK(c.received.empty());
+    std::lock_guard<std::mutex> g(srv.m);
+    REQUIRE(srv.refusals.size() == 1);
+    CHECK(srv.refusals[0].second == errc::proxy_timeout);
+  }
+  SECTION("a header cut off by the deadline") {
+    posix::proxy_listen_options po;
+    po.header_timeout = 200ms;
+    proxy_server srv(po);
+    raw_client c(srv.address);
+    REQUIRE(c.send_all("PROXY TCP4 192.0.2.1 "));
+    CHECK(c.wait_eof(3000ms));
+    CHECK(c.received.rfind("421 4.4.2 ", 0) == 0);
+  }
+  SECTION("an invalid v1 header") {
+    proxy_server srv({});
+    raw_client c(srv.address);
+    REQUIRE(c.send_all("PROXY TCP4 192.0.2.01 192.0.2.2 1 25\r\nQUIT\r\n"));
+    CHECK(c.wait_eof());
+    CHECK(c.received == "421 4.3.0 Invalid PROXY protocol v1 header\r\n");
+    std::lock_guard<std::mutex> g(srv.m);
+    CHECK(srv.factory_peers.empty());
+  }
+}
+
+TEST_CASE("server loop PROXY: optional mode takes a direct client at its TCP address",
+          "[posix][loop][proxy]") {
+  posix::proxy_listen_options po;
+  po.reader.required = false;
+  po.header_timeout = 150ms;
+  proxy_server srv(po);
+  {
+    raw_client c(srv.address);  // speaks first: no signature, taken at once
+    REQUIRE(c.send_all("EHLO direct\r\nQUIT\r\n"));
+    REQUIRE(c.read_until("221 "));
+    const proxied_seen v = srv.last_seen();
+    CHECK(!v.has_header);
+    CHECK(v.peer == v.transport_peer);
+    CHECK(v.helo == "direct");
+  }
+  {
+    raw_client c(srv.address);  // waits for the greeting: greeted after the deadline
+    REQUIRE(c.read_until("220 ", 3000ms));
+    REQUIRE(c.send_all("QUIT\r\n"));
+    REQUIRE(c.read_until("221 "));
+  }
+  {
+    raw_client c(srv.address);  // a partial v2 signature that is SMTP after all (replayed)
+    REQUIRE(c.send_all("\r\nNOOP\r\nQUIT\r\n"));
+    REQUIRE(c.read_until("221 "));
+    CHECK(c.received.find("250 ") != std::string::npos);
+  }
+}
+
+TEST_CASE("server loop PROXY: a peer outside allowed_peers is refused before any header",
+          "[posix][loop][proxy]") {
+  posix::proxy_listen_options po;
+  posix::socket_address balancer;
+  {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    REQUIRE(::inet_pton(AF_INET, "192.0.2.250", &in.sin_addr) == 1);
+    balancer = posix::socket_address::from(reinterpret_cast<sockaddr*>(&in), sizeof in);
+  }
+  po.allowed_peers.push_back(balancer);
+  {
+    proxy_server srv(po);
+    raw_client c(srv.address);
+    REQUIRE(c.send_all(v1_header("192.0.2.1", "192.0.2.2", 1000, 25)));
+    CHECK(c.wait_eof());
+    CHECK(c.received == "421 4.3.0 Connection not accepted from this address\r\n");
+    std::lock_guard<std::mutex> g(srv.m);
+    CHECK(srv.factory_peers.empty());
+    REQUIRE(srv.refusals.size() == 1);
+    CHECK(srv.refusals[0].first == "127.0.0.1");
+    CHECK(srv.refusals[0].second == errc::proxy_peer_untrusted);
+  }
+  {
+    // 127.0.0.1 allowed (as an IPv4-mapped IPv6 address, which compares as IPv4).
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    REQUIRE(::inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr) == 1);
+    po.allowed_peers.push_back(
+        posix::socket_address::from(reinterpret_cast<sockaddr*>(&in6), sizeof in6));
+    proxy_server srv(po);
+    raw_client c(srv.address);
+    REQUIRE(c.send_all(v1_header("192.0.2.1", "192.0.2.2", 1000, 25) + "QUIT\r\n"));
+    REQUIRE(c.read_until("221 "));
+    CHECK(srv.last_seen().peer == "192.0.2.1:1000");
+  }
 }

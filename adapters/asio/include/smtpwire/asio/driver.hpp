@@ -47,12 +47,24 @@
 // dispatched to its associated executor (the socket's by default), so
 // async_run works with callbacks, asio::use_awaitable, asio::use_future …
 // No exception is thrown by the driver: errors are in run_result.
+//
+// PROXY protocol. Behind a load balancer that sends a PROXY v1/v2 header
+// (HAProxy's send-proxy / send-proxy-v2), call async_read_proxy() on the
+// accepted socket first: it reads exactly the header through a
+// wire::proxy_reader, bounded by a timeout, and completes with the octets
+// read after it (`rest`); make the Session then (the header names the
+// client, wire::proxy_reader::header()) and pass `rest` to async_run() as
+// run_options::initial_input, so the engine sees the stream from its first
+// SMTP octet. Trust is the application's, as with the POSIX server loop:
+// use it only on listeners the balancer alone can reach, and compare
+// socket.remote_endpoint() with the balancers' addresses before reading.
 #ifndef SMTPWIRE_ASIO_DRIVER_HPP
 #define SMTPWIRE_ASIO_DRIVER_HPP
 
 #include <smtpwire/client.hpp>
 #include <smtpwire/detail/driver.hpp>
 #include <smtpwire/server.hpp>
+#include <smtpwire/wire/proxy.hpp>
 
 // Standalone Asio does not notice -fno-exceptions / -fno-rtti by itself.
 // Without exceptions the application defines
@@ -155,6 +167,10 @@ struct run_options {
   /// Time to write the last output (221, 421, QUIT, close_notify) once the
   /// engine is over: then run_errc::flush_timeout.
   std::chrono::milliseconds flush_limit{10000};  ///< default 10 s; RFC 5321 sets none
+  /// Octets already read from the socket that the session takes first
+  /// (proxy_read_result::rest after async_read_proxy); copied when the run
+  /// starts, so the view need only live until async_run() returns.
+  std::string_view initial_input;
 };
 
 /// What async_run() completes with.
@@ -164,6 +180,21 @@ struct run_result {
   std::error_code error;
   std::uint64_t bytes_in = 0;   ///< octets read from the socket
   std::uint64_t bytes_out = 0;  ///< octets written to the socket
+};
+
+/// What async_read_proxy() completes with.
+struct proxy_read_result {
+  /// Empty when a header was read (status header) or, in optional mode,
+  /// none was sent (status absent); otherwise a proxy_* smtpwire errc (the
+  /// header's fault; errc::proxy_timeout at the deadline), or the transport's
+  /// error. On an error, refuse: close, or first write reply_for(errc)'s
+  /// 421 line (wire/proxy.hpp).
+  std::error_code error;
+  smtpwire::wire::proxy_status status = smtpwire::wire::proxy_status::error;
+  /// The octets read after the header (after a partial signature replayed
+  /// in optional mode): the start of the SMTP stream, for
+  /// run_options::initial_input.
+  std::string rest;
 };
 
 namespace detail {
@@ -223,9 +254,15 @@ class run_op : public std::enable_shared_from_this<run_op<Session, Handler, Comp
         h_(std::move(h)),
         done_handler_(std::move(c)),
         opts_(o),
-        in_(o.read_buffer),
+        in_(o.read_buffer > o.initial_input.size() ? o.read_buffer : o.initial_input.size()),
         timer_(sock.get_executor()),
-        idle_since_(clock::now()) {}
+        idle_since_(clock::now()) {
+    if (!o.initial_input.empty()) {
+      std::memcpy(in_.tail(), o.initial_input.data(), o.initial_input.size());
+      in_.commit(o.initial_input.size());
+    }
+    opts_.initial_input = {};  // copied: the caller's storage may go away
+  }
 
   // The first step runs on the socket's executor too: on a strand, no
   // completion may run beside it.
@@ -433,6 +470,108 @@ class run_op : public std::enable_shared_from_this<run_op<Session, Handler, Comp
   bool completed_ = false;
 };
 
+/// One async_read_proxy(): a read loop and a timer; completes once both
+/// are idle.
+template <class Completion>
+class proxy_op : public std::enable_shared_from_this<proxy_op<Completion>> {
+ public:
+  using socket_type = asio::ip::tcp::socket;
+
+  proxy_op(socket_type& sock, smtpwire::wire::proxy_reader& r, std::chrono::milliseconds limit,
+           Completion c)
+      : sock_(sock), reader_(r), limit_(limit), done_(std::move(c)), timer_(sock.get_executor()) {}
+
+  void start() {
+    auto self = this->shared_from_this();
+    asio::dispatch(sock_.get_executor(), [self] {
+      self->timer_.expires_after(self->limit_);
+      self->timing_ = true;
+      self->timer_.async_wait(asio::bind_executor(
+          self->sock_.get_executor(), [self](const std::error_code& ec) { self->on_timer(ec); }));
+      self->read();
+    });
+  }
+
+ private:
+  void read() {
+    reading_ = true;
+    auto self = this->shared_from_this();
+    sock_.async_read_some(
+        asio::buffer(buf_, sizeof buf_),
+        asio::bind_executor(sock_.get_executor(), [self](const std::error_code& ec, std::size_t n) {
+          self->on_read(ec, n);
+        }));
+  }
+
+  void on_read(const std::error_code& ec, std::size_t n) {
+    reading_ = false;
+    if (decided_) return maybe_complete();
+    const std::string_view got(buf_, n);
+    smtpwire::wire::proxy_result pr = reader_.read(got);
+    if (pr.status == smtpwire::wire::proxy_status::need_more) {
+      if (ec == asio::error::eof) {
+        pr = reader_.finish();
+      } else if (ec) {
+        return finish(ec, smtpwire::wire::proxy_status::error);
+      } else {
+        return read();
+      }
+    }
+    settle(pr, got);
+  }
+
+  void on_timer(const std::error_code& ec) {
+    timing_ = false;
+    if (decided_ || ec == asio::error::operation_aborted) return maybe_complete();
+    // The deadline: optional mode takes a silent peer as SMTP (absent);
+    // otherwise the header did not come in time.
+    smtpwire::wire::proxy_result pr = reader_.finish();
+    if (pr.status == smtpwire::wire::proxy_status::error) pr.error = smtpwire::errc::proxy_timeout;
+    settle(pr, {});
+  }
+
+  void settle(const smtpwire::wire::proxy_result& pr, std::string_view got) {
+    if (pr.status == smtpwire::wire::proxy_status::error)
+      return finish(smtpwire::make_error_code(pr.error), pr.status);
+    r_.rest.assign(pr.replay.data(), pr.replay.size());
+    r_.rest.append(got.substr(pr.consumed < got.size() ? pr.consumed : got.size()));
+    finish({}, pr.status);
+  }
+
+  void finish(std::error_code ec, smtpwire::wire::proxy_status st) {
+    if (decided_) return;
+    decided_ = true;
+    r_.error = ec;
+    r_.status = st;
+    std::error_code ignored;
+    if (reading_) sock_.cancel(ignored);
+    if (timing_) timer_.cancel();
+    maybe_complete();
+  }
+
+  void maybe_complete() {
+    if (completed_ || reading_ || timing_) return;
+    completed_ = true;
+    auto ex = asio::get_associated_executor(done_, sock_.get_executor());
+    asio::dispatch(asio::bind_executor(
+        ex, [h = std::move(done_), r = std::move(r_)]() mutable { std::move(h)(std::move(r)); }));
+  }
+
+  socket_type& sock_;
+  smtpwire::wire::proxy_reader& reader_;
+  std::chrono::milliseconds limit_;
+  Completion done_;
+  asio::steady_timer timer_;
+  proxy_read_result r_;
+  // One v1 line (107) or a v2 header with a modest TLV area fits; a bigger
+  // header takes more reads, never more memory than the reader's own.
+  char buf_[1024];
+  bool reading_ = false;
+  bool timing_ = false;
+  bool decided_ = false;
+  bool completed_ = false;
+};
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -458,6 +597,26 @@ auto async_run(asio::ip::tcp::socket& sock, Session& s, Handler on_event, Comple
         std::make_shared<op_type>(sock, s, std::move(h), std::move(completion), options)->start();
       },
       token, std::move(on_event));
+}
+
+/// Reads one PROXY protocol header from the connected socket `sock` through
+/// `reader` (its proxy_options: versions, required or optional, TLV bound),
+/// waiting at most `limit` for all of it (Postfix's
+/// smtpd_upstream_proxy_timeout defaults to 5 s). Completion signature:
+/// void(proxy_read_result). Reads in chunks of at most 1 KiB and never
+/// writes. On success the header is reader.header(), valid until the
+/// reader is reset or destroyed: keep the reader alive as long as the
+/// connection uses the header's TLV views. `sock` and `reader` must
+/// outlive the operation; the socket is not closed.
+template <class CompletionToken>
+auto async_read_proxy(asio::ip::tcp::socket& sock, smtpwire::wire::proxy_reader& reader,
+                      std::chrono::milliseconds limit, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(proxy_read_result)>(
+      [&sock, &reader, limit](auto completion) {
+        using op_type = detail::proxy_op<decltype(completion)>;
+        std::make_shared<op_type>(sock, reader, limit, std::move(completion))->start();
+      },
+      token);
 }
 
 #if __cplusplus >= 202002L && defined(ASIO_HAS_CO_AWAIT)

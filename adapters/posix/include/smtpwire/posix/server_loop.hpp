@@ -33,12 +33,35 @@
 // One loop per core: run one server_loop per thread, each listening with
 // listen_options::reuse_port on the same address; the kernel spreads the
 // connections.
+//
+// PROXY protocol (server_loop_options::proxy_protocol, HAProxy's
+// proxy-protocol.txt, v1 and v2). When set, every accepted connection first
+// goes through a wire::proxy_reader: the factory is not called, no Session
+// exists and nothing is written until the header is complete; the octets
+// after the header (in the same segment or later) reach the Session
+// unchanged. The connection's peer() is then the client the header names
+// (transport_peer() stays the load balancer) and proxy() exposes the
+// header (TLVs, PP2 SSL facts) for the life of the connection. A connection
+// whose TCP peer is not in allowed_peers, whose header is invalid, missing
+// while required, or not complete within header_timeout is refused: closed
+// before any Session is made (counted in server_counters::refused, told to
+// on_proxy_refused), after the errc's reply_for() line (421, wire/proxy.hpp:
+// the fault is on the server's side of the path, so the client retries) is
+// written without blocking, or silently with reply_on_refusal off (as
+// HAProxy does).
+//
+// Trust: the header rewrites who the client is. Enable the option only on
+// listeners that the load balancer alone can reach (a private interface, a
+// firewall rule), and list the balancers in allowed_peers as a second
+// fence: otherwise any client can claim any address and so pass
+// address-based relay control, rate limits and DNSBL checks.
 #ifndef SMTPWIRE_POSIX_SERVER_LOOP_HPP
 #define SMTPWIRE_POSIX_SERVER_LOOP_HPP
 
 #include <smtpwire/posix/address.hpp>
 #include <smtpwire/posix/error.hpp>
 #include <smtpwire/posix/socket.hpp>
+#include <smtpwire/wire/proxy.hpp>
 
 #ifdef __linux__
 #include <sys/epoll.h>
@@ -50,8 +73,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -62,6 +87,73 @@
 #include <vector>
 
 namespace smtpwire::posix {
+
+/// How a server_loop reads the PROXY protocol header that a load balancer
+/// sends before SMTP (see the header comment for the trust policy).
+struct proxy_listen_options {
+  /// Versions, required or optional, TLV bound (wire::proxy_options; by
+  /// default v1 and v2, required, 1024 octets of TLVs). Optional mode takes
+  /// a connection without a header at its TCP address and greets it only
+  /// after header_timeout (SMTP clients wait for the greeting), so it suits
+  /// a migration, not a steady state.
+  wire::proxy_options reader;
+  /// The whole header must arrive within this time from accept().
+  std::chrono::milliseconds header_timeout{
+      5000};  ///< default 5 s (Postfix's smtpd_upstream_proxy_timeout); no RFC value
+  /// The load balancers: when not empty, a connection whose TCP peer
+  /// address (the port is ignored; an IPv4-mapped IPv6 peer compares as
+  /// IPv4) is none of these is refused before a header is read
+  /// (errc::proxy_peer_untrusted). Empty: every peer may send a header.
+  std::vector<socket_address> allowed_peers;
+  /// Write reply_for(errc)'s 421 line before closing a refused connection
+  /// (default true); false closes silently.
+  bool reply_on_refusal = true;
+};
+
+/// True when `a` and `b` are the same IP address (ports ignored; an
+/// IPv4-mapped IPv6 address equals its IPv4 address).
+inline bool same_host(const socket_address& a, const socket_address& b) noexcept {
+  auto octets = [](const socket_address& x, unsigned char* out) -> std::size_t {
+    if (x.family() == AF_INET) {
+      std::memcpy(out, &reinterpret_cast<const sockaddr_in*>(&x.storage)->sin_addr, 4);
+      return 4;
+    }
+    if (x.family() == AF_INET6) {
+      const auto* p = reinterpret_cast<const unsigned char*>(
+          &reinterpret_cast<const sockaddr_in6*>(&x.storage)->sin6_addr);
+      static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+      if (std::memcmp(p, mapped, 12) == 0) {
+        std::memcpy(out, p + 12, 4);
+        return 4;
+      }
+      std::memcpy(out, p, 16);
+      return 16;
+    }
+    return 0;
+  };
+  unsigned char x[16], y[16];
+  const std::size_t nx = octets(a, x), ny = octets(b, y);
+  return nx != 0 && nx == ny && std::memcmp(x, y, nx) == 0;
+}
+
+/// The socket address of a PROXY header's address (empty for unspec).
+inline socket_address to_socket_address(const wire::proxy_address& a) noexcept {
+  socket_address s;
+  if (a.family() == wire::proxy_family::inet) {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_port = htons(a.port());
+    std::memcpy(&in.sin_addr, a.data(), 4);
+    s = socket_address::from(reinterpret_cast<const sockaddr*>(&in), sizeof in);
+  } else if (a.family() == wire::proxy_family::inet6) {
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(a.port());
+    std::memcpy(&in6.sin6_addr, a.data(), 16);
+    s = socket_address::from(reinterpret_cast<const sockaddr*>(&in6), sizeof in6);
+  }
+  return s;
+}
 
 /// Sizes and bounds of a server_loop.
 struct server_loop_options {
@@ -79,6 +171,10 @@ struct server_loop_options {
   std::chrono::milliseconds grace{30000};  ///< default 30 s; no RFC value
   /// Readiness events taken per wait.
   std::size_t events_per_wait = 256;  ///< default 256
+  /// Read a PROXY protocol header on every accepted connection before the
+  /// Session exists (default unset: no header is read). Only on listeners
+  /// that the load balancer alone can reach; see proxy_listen_options.
+  std::optional<proxy_listen_options> proxy_protocol;
 };
 
 /// Why the loop closed a connection.
@@ -112,7 +208,10 @@ struct server_counters {
   std::uint64_t accepted = 0;  ///< sessions created (factory returned one)
   std::uint64_t open = 0;      ///< sessions open now
   std::uint64_t closed = 0;    ///< sessions closed (accepted == open + closed)
-  std::uint64_t refused = 0;   ///< connections the factory refused (closed at once)
+  /// Connections closed before a Session was made: the factory refused
+  /// them, or (PROXY protocol) their peer, header or header time was not
+  /// acceptable, or stop() came first.
+  std::uint64_t refused = 0;
 };
 
 /// One readiness report of a poller.
@@ -260,8 +359,19 @@ class server_loop {
    public:
     /// A number unique within this loop (never 0).
     std::uint64_t id() const noexcept { return id_; }
-    /// The client's address.
+    /// The client's address: with the PROXY option, the source a header of
+    /// command PROXY and family TCP4/TCP6 names; otherwise (no option, no
+    /// header in optional mode, LOCAL, UNKNOWN, AF_UNIX) the TCP peer.
     const socket_address& peer() const noexcept { return peer_; }
+    /// The TCP peer of the socket (the load balancer under the PROXY option).
+    const socket_address& transport_peer() const noexcept { return transport_peer_; }
+    /// The PROXY header this connection started with, or nullptr (option
+    /// off, or no header in optional mode). It and its views (TLVs, the
+    /// PP2_TYPE_SSL fields) stay valid until the connection is closed, i.e.
+    /// through the close handler; copy what must live longer.
+    const wire::proxy_header* proxy() const noexcept {
+      return proxy_ && proxy_seen_ ? &proxy_->header() : nullptr;
+    }
     /// The session; decide on it (smtpwire::server) or on session().engine() (TLS glue).
     Session& session() noexcept { return *session_; }
     /// The application's state for this connection.
@@ -273,12 +383,20 @@ class server_loop {
     friend class server_loop;
     connection(std::uint64_t id, unique_fd fd, const socket_address& peer,
                std::unique_ptr<Session> s, std::size_t read_buffer)
-        : id_(id), fd_(std::move(fd)), peer_(peer), session_(std::move(s)), in_(read_buffer) {}
+        : id_(id),
+          fd_(std::move(fd)),
+          peer_(peer),
+          transport_peer_(peer),
+          session_(std::move(s)),
+          in_(read_buffer) {}
 
     std::uint64_t id_;
     unique_fd fd_;
-    socket_address peer_;
-    std::unique_ptr<Session> session_;
+    socket_address peer_, transport_peer_;
+    std::unique_ptr<Session> session_;  // null while a PROXY header is awaited
+    std::unique_ptr<wire::proxy_reader> proxy_;
+    bool proxy_seen_ = false;
+    std::string replay_;  // a partial signature that turned out to be SMTP (optional mode)
     Context context_{};
     detail::input_buffer in_;
     bool eof_ = false;
@@ -288,14 +406,18 @@ class server_loop {
     clock::time_point last_write_{};
   };
 
-  /// Makes the Session for a new connection from `peer`; nullptr refuses it
-  /// (the socket is closed at once).
+  /// Makes the Session for a new connection from `peer` (with the PROXY
+  /// option: called once the header is read, with the client it names, see
+  /// connection::peer()); nullptr refuses it (the socket is closed at once).
   using factory_fn = std::function<std::unique_ptr<Session>(const socket_address& peer)>;
   /// Receives every event of a session; decide here (see the header comment).
   using event_fn = std::function<void(connection&, event_type&)>;
   /// Told when a connection closes, before its Session is destroyed; the
-  /// error_code is set for io_error.
+  /// error_code is set for io_error. Only connections that got a Session.
   using close_fn = std::function<void(connection&, close_cause, std::error_code)>;
+  /// Told when the PROXY option refuses a connection: its TCP peer and why
+  /// (a proxy_* errc: proxy_peer_untrusted, proxy_timeout, a header error).
+  using proxy_refused_fn = std::function<void(const socket_address& peer, errc why)>;
 
   /// A loop with its poller and wake-up pipe; check error() before use.
   server_loop(factory_fn factory, event_fn on_event, const server_loop_options& o = {})
@@ -321,6 +443,8 @@ class server_loop {
 
   /// Sets the close notification (optional).
   void on_close(close_fn f) { on_close_ = std::move(f); }
+  /// Sets the PROXY refusal notification (optional; for logs).
+  void on_proxy_refused(proxy_refused_fn f) { on_proxy_refused_ = std::move(f); }
 
   /// Listens on `host`:`port` (see listen_tcp; port "0" lets the kernel
   /// pick) and stores the bound address in `*bound` when given. Call before
@@ -471,6 +595,10 @@ class server_loop {
       detail::no_sigpipe(fd);
       detail::no_delay(fd);
       const socket_address peer = socket_address::from(reinterpret_cast<sockaddr*>(&ss), len);
+      if (opt_.proxy_protocol) {
+        accept_proxied(std::move(cfd), peer, now);
+        continue;
+      }
       std::unique_ptr<Session> s = factory_ ? factory_(peer) : nullptr;
       if (!s) {
         refused_.fetch_add(1, std::memory_order_relaxed);
@@ -492,6 +620,107 @@ class server_loop {
     }
   }
 
+  // PROXY option: check the TCP peer, then register the connection without a
+  // Session; proxy_progress() makes one once the header is complete.
+  void accept_proxied(unique_fd fd, const socket_address& peer, clock::time_point now) {
+    const proxy_listen_options& po = *opt_.proxy_protocol;
+    if (!po.allowed_peers.empty() &&
+        std::none_of(po.allowed_peers.begin(), po.allowed_peers.end(),
+                     [&](const socket_address& a) { return same_host(a, peer); })) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      refuse(fd.get(), peer, errc::proxy_peer_untrusted);
+      return;
+    }
+    const std::uint64_t id = next_id_++;
+    if (poller_.add(fd.get(), id, true, false)) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    std::unique_ptr<connection> c(
+        new connection(id, std::move(fd), peer, nullptr, opt_.read_buffer));
+    c->proxy_.reset(new wire::proxy_reader(po.reader));
+    c->deadline_ = now + po.header_timeout;
+    push_timer(c->deadline_, id);
+    connection& ref = *c;
+    conns_.emplace(id, std::move(c));
+    proxy_progress(ref, now, false);
+  }
+
+  // Feeds what was read to the header reader; at the header's end (or, in
+  // optional mode, on finding none) makes the Session and hands it the rest.
+  void proxy_progress(connection& c, clock::time_point now, bool timed_out) {
+    wire::proxy_reader& r = *c.proxy_;
+    wire::proxy_result res = r.read(c.in_.view());
+    c.in_.consume(std::min(res.consumed, c.in_.size()));
+    if (res.status == wire::proxy_status::need_more && (c.eof_ || timed_out)) {
+      res = r.finish();
+      // A stalled header (or a silent client while one is required) is the
+      // deadline's fault, not the stream's: say so.
+      if (timed_out && res.status == wire::proxy_status::error) res.error = errc::proxy_timeout;
+    }
+    switch (res.status) {
+      case wire::proxy_status::need_more:
+        return;
+      case wire::proxy_status::error:
+        refuse_pending(c, res.error);
+        return;
+      case wire::proxy_status::header:
+        c.proxy_seen_ = true;
+        if (r.header().has_addresses()) c.peer_ = to_socket_address(r.header().source);
+        break;
+      case wire::proxy_status::absent:
+        c.replay_.assign(res.replay.data(), res.replay.size());
+        break;
+    }
+    std::unique_ptr<Session> s = factory_ ? factory_(c.peer_) : nullptr;
+    if (!s) {
+      drop_pending(c);
+      return;
+    }
+    c.session_ = std::move(s);
+    c.deadline_ = clock::time_point::max();
+    c.last_write_ = now;
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+    open_.fetch_add(1, std::memory_order_relaxed);
+    if (c.eof_) {
+      if constexpr (detail::has_transport_eof<Session>::value) c.session_->transport_eof();
+    }
+    service(c, now);
+  }
+
+  // The refusal reply as far as the socket takes it now, then the close
+  // (by the caller). Never blocks: a refused peer gets no more of our time.
+  void refuse(int fd, const socket_address& peer, errc why) {
+    if (on_proxy_refused_) on_proxy_refused_(peer, why);
+    if (!opt_.proxy_protocol->reply_on_refusal) return;
+    const reply_template t = reply_for(why);
+    std::string line = std::to_string(t.code);
+    line.append(" ").append(t.enhanced).append(" ").append(t.text).append("\r\n");
+    (void)detail::send_some(fd, line);
+    (void)::shutdown(fd, SHUT_WR);
+    // close() with unread input sends a reset that can overtake the reply:
+    // discard what has arrived already (bounded, never waiting).
+    char sink[4096];
+    for (int i = 0; i < 16; ++i) {
+      const detail::recv_result r = detail::recv_some(fd, sink, sizeof sink);
+      if (r.n == 0) break;
+    }
+  }
+
+  void refuse_pending(connection& c, errc why) {
+    refuse(c.fd_.get(), c.transport_peer_, why);
+    drop_pending(c);
+  }
+
+  // Closes a connection that never got a Session (no close handler: the
+  // application never saw it).
+  void drop_pending(connection& c) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    poller_.remove(c.fd_.get());
+    const std::uint64_t id = c.id_;
+    conns_.erase(id);
+  }
+
   void on_io(connection& c, const ready_event& ev, clock::time_point now) {
     if (ev.err) {
       int err = 0;
@@ -511,7 +740,12 @@ class server_loop {
       c.in_.commit(rr.n);
       if (rr.eof) {
         c.eof_ = true;
-        if constexpr (detail::has_transport_eof<Session>::value) c.session_->transport_eof();
+        if constexpr (detail::has_transport_eof<Session>::value)
+          if (c.session_) c.session_->transport_eof();
+      }
+      if (!c.session_) {
+        proxy_progress(c, now, false);
+        return;
       }
     } else if (ev.hup && !ev.out) {
       // Hung up while not being read (back-pressure or after EOF): nobody
@@ -539,7 +773,11 @@ class server_loop {
     const bool had_output = !s.output().empty();
     for (;;) {
       bool progress = false;
-      if (!c.in_.empty()) {
+      if (!c.replay_.empty()) {
+        const std::size_t n = s.receive(c.replay_);
+        c.replay_.erase(0, std::min(n, c.replay_.size()));
+        progress = n != 0;
+      } else if (!c.in_.empty()) {
         const std::size_t n = s.receive(c.in_.view());
         c.in_.consume(std::min(n, c.in_.size()));
         progress = n != 0;
@@ -630,11 +868,18 @@ class server_loop {
       const auto it = conns_.find(t.id);
       if (it == conns_.end() || it->second->deadline_ != t.at) continue;
       it->second->deadline_ = clock::time_point::max();
-      service(*it->second, now);
+      if (it->second->session_)
+        service(*it->second, now);
+      else
+        proxy_progress(*it->second, now, true);
     }
   }
 
   void close_conn(connection& c, close_cause why, std::error_code err) {
+    if (!c.session_) {
+      drop_pending(c);
+      return;
+    }
     if (on_close_) on_close_(c, why, err);
     poller_.remove(c.fd_.get());
     const std::uint64_t id = c.id_;
@@ -652,7 +897,7 @@ class server_loop {
       const auto it = conns_.find(id);
       if (it == conns_.end()) continue;
       connection& c = *it->second;
-      if (why == close_cause::shutdown) say_goodbye(c);
+      if (why == close_cause::shutdown && c.session_) say_goodbye(c);
       close_conn(c, why, {});
     }
   }
@@ -679,6 +924,7 @@ class server_loop {
   factory_fn factory_;
   event_fn on_event_;
   close_fn on_close_;
+  proxy_refused_fn on_proxy_refused_;
   server_loop_options opt_;
   std::error_code error_;
   Poller poller_;
