@@ -288,10 +288,14 @@ struct conn_state {
   std::string tls;                 // "TLSv1.3/TLS_AES_256_GCM_SHA384" once up
   smtpwire::tls_info proxied_tls;  // from the PROXY header's PP2_TYPE_SSL (views into it)
   bool has_proxied_tls = false;
-  // XFORWARD attributes (decoded) for the next transaction, and whether the
-  // current one uses them (mail_event::xforwarded).
-  std::string xf[smtpwire::wire::xattr_count];
-  bool xf_set[smtpwire::wire::xattr_count] = {};
+  // XFORWARD attributes (decoded) for the next transaction, allocated at
+  // the first XFORWARD (an idle session holds none), and whether the
+  // current transaction uses them (mail_event::xforwarded).
+  struct xforward_attributes {
+    std::string value[smtpwire::wire::xattr_count];
+    bool set[smtpwire::wire::xattr_count] = {};
+  };
+  std::unique_ptr<xforward_attributes> xf;
   bool xforwarded = false;
   std::uint64_t number = 0;  // the session's number in the logs (1, 2, …), set at first use
 };
@@ -418,22 +422,24 @@ struct sink {
         return;
       }
     }
+    if (!st.xf) st.xf.reset(new conn_state::xforward_attributes);
     if (x.initial)
       for (std::size_t i = 0; i < w::xattr_count; ++i) {
-        st.xf[i].clear();
-        st.xf_set[i] = false;
+        st.xf->value[i].clear();
+        st.xf->set[i] = false;
       }
     for (std::size_t i = 0; i < w::xattr_count; ++i) {
       if (x.attributes.kind[i] == w::xvalue_kind::absent) continue;
-      st.xf_set[i] = x.attributes.kind[i] == w::xvalue_kind::value;
-      st.xf[i] = st.xf_set[i] ? decoded[i] : std::string();
+      st.xf->set[i] = x.attributes.kind[i] == w::xvalue_kind::value;
+      st.xf->value[i] = st.xf->set[i] ? decoded[i] : std::string();
     }
     (void)eng.accept();
   }
 
   static const std::string* xf_value(const conn_state& st, smtpwire::wire::xattr a) {
     const auto i = static_cast<std::size_t>(a);
-    return st.xforwarded && st.xf_set[i] && !st.xf[i].empty() ? &st.xf[i] : nullptr;
+    return st.xforwarded && st.xf && st.xf->set[i] && !st.xf->value[i].empty() ? &st.xf->value[i]
+                                                                               : nullptr;
   }
 
   void start_message(loop_type::connection& c, session_type& s, conn_state& st) {

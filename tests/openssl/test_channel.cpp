@@ -10,6 +10,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -783,6 +787,61 @@ TEST_CASE("non-matching TLSA records fail with dane_mismatch", "[channel][dane]"
 // ---------------------------------------------------------------------------
 // Many sessions (LeakSanitizer)
 // ---------------------------------------------------------------------------
+
+TEST_CASE("a server channel makes its SSL object at first use", "[channel]") {
+  auto sctx = make_server(pki::get().valid);
+  auto cctx = make_client();
+  SECTION("unused, it holds no OpenSSL state and answers without making any") {
+    std::vector<channel> idle;
+#ifdef __GLIBC__
+    const std::size_t before = mallinfo2().uordblks;
+#endif
+    for (int i = 0; i < 256; ++i)
+      idle.push_back(server_of(sctx));
+#ifdef __GLIBC__
+    // An SSL object with its BIOs is several KiB (about 9 with OpenSSL 3).
+    const std::size_t per = (mallinfo2().uordblks - before) / idle.size();
+    INFO(per << " octets per unused server channel");
+    CHECK(per < 1024);
+#endif
+    for (channel& s : idle) {
+      CHECK(s.ciphertext_out().empty());
+      s.consume_ciphertext(10);
+      CHECK_FALSE(s.peer_closed());
+      CHECK_FALSE(s.established());
+      CHECK_FALSE(s.error());
+      CHECK(s.write("x").error() == tls_errc::api_bad_state);
+    }
+    // Destroyed unused (the SSL_CTX reference is released: LSan checks).
+  }
+  SECTION("native() makes it") {
+    channel s = server_of(sctx);
+    SSL* ssl = s.native();
+    REQUIRE(ssl != nullptr);
+    CHECK(SSL_is_server(ssl) == 1);
+    CHECK(s.native() == ssl);
+    channel c = client_for(cctx);
+    wire_pipe p(91);
+    CHECK(run_handshake(c, s, p).server == handshake_status::done);
+  }
+  SECTION("a transport EOF before any ciphertext is a truncated handshake") {
+    channel s = server_of(sctx);
+    CHECK(s.transport_eof() == tls_errc::truncated);
+    CHECK(s.error() == tls_errc::truncated);
+    CHECK(s.handshake() == handshake_status::failed);
+    CHECK(s.transport_eof() == tls_errc::truncated);  // the same answer again
+  }
+  SECTION("made late, after the channel moved, it serves a whole session") {
+    channel first = server_of(sctx);
+    channel s = std::move(first);
+    channel c = client_for(cctx);
+    wire_pipe p(92);
+    REQUIRE(run_handshake(c, s, p).server == handshake_status::done);
+    const auto got = exchange(c, s, "EHLO a\r\n", "250 b\r\n", p);
+    CHECK(got.first == "EHLO a\r\n");
+    CHECK(got.second == "250 b\r\n");
+  }
+}
 
 TEST_CASE("thousands of sessions, good and bad, leave nothing behind", "[channel][slow]") {
   const auto& k = pki::get();

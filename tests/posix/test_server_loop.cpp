@@ -474,6 +474,76 @@ TEST_CASE("server loop: a client that pipelines but never reads is held back", "
   CHECK(srv.results.closes_of(posix::close_cause::write_timeout) == 1);
 }
 
+TEST_CASE("server loop: octets a session does not take are kept, in order", "[posix][loop]") {
+  // A client pipelines far more than the engine buffers and reads nothing
+  // for a while: the replies (each VRFY is a decision, ~60 octets of reply
+  // for 14 of command) back up, the engine stops parsing with octets of the
+  // last read left over, and the loop keeps them (its read buffer is
+  // shared). Once the client reads, every command must be answered and the
+  // BDAT message arrive byte-exact. read_buffer 7 cuts the stream anywhere.
+  const std::size_t read_buffer = GENERATE(std::size_t(65536), std::size_t(4096), std::size_t(7));
+  INFO("read_buffer " << read_buffer);
+  server_config cfg;
+  cfg.extensions.chunking = true;
+  cfg.limits.max_commands = 100000;  // the test is about buffering, not the command limit
+  posix::server_loop_options o;
+  o.read_buffer = read_buffer;
+  test_server<> srv("127.0.0.1", cfg, o);
+  // A listener whose sessions get a small send buffer (accepted sockets
+  // inherit it): the replies back up once the client's window is full.
+  posix::listen_result lr = posix::listen_tcp("127.0.0.1", "0");
+  REQUIRE(!lr.error);
+  const int small = 4096;
+  REQUIRE(::setsockopt(lr.fd.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  const posix::socket_address at = lr.bound;
+  REQUIRE(!srv.loop->adopt_listener(std::move(lr.fd)));
+  srv.start();
+  raw_client rc(at);
+  REQUIRE(rc.read_until("220 "));
+  REQUIRE(rc.send_all("EHLO c.test\r\n"));
+  REQUIRE(rc.read_until("250 "));
+  rc.received.clear();
+  std::mt19937 rng(20261129);
+  std::string burst;
+  std::vector<std::string> bodies;
+  const int vrfys = 6000;  // ~360 KiB of replies: more than the kernel buffers hold
+  for (int m = 0; m < 2; ++m) {
+    for (int i = 0; i < vrfys; ++i)
+      burst += "VRFY someone\r\n";
+    burst += "MAIL FROM:<a" + std::to_string(m) + "@b.example>\r\nRCPT TO:<r@c.example>\r\n";
+    // BDAT carries raw octets (RFC 3030 §2): pipelined with the commands.
+    bodies.push_back(make_content(rng, true));
+    const std::string& b = bodies.back();
+    const std::size_t half = b.size() / 2;
+    burst += "BDAT " + std::to_string(half) + "\r\n" + b.substr(0, half);
+    burst += "BDAT " + std::to_string(b.size() - half) + " LAST\r\n" + b.substr(half);
+  }
+  burst += "QUIT\r\n";
+  bool sent = false;
+  std::thread writer([&] { sent = rc.send_all(burst, 20000ms); });
+  std::this_thread::sleep_for(300ms);  // nothing read: the server's output backs up
+  const bool quit_answered = rc.read_until("221 ", 20000ms);
+  writer.join();
+  REQUIRE(sent);
+  REQUIRE(quit_answered);
+  auto count = [&](std::string_view needle) {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = rc.received.find(needle, at)) != std::string::npos; ++at)
+      ++n;
+    return n;
+  };
+  CHECK(count("252 2.5.0") == std::size_t(2 * vrfys));
+  CHECK(count("250 ") == std::size_t(2 * (1 + 1 + 2)));  // MAIL, RCPT, two BDAT, twice
+  CHECK(count("\r\n4") + count("\r\n5") == 0);
+  REQUIRE(eventually([&] { return srv.loop->counters().closed == 1; }));
+  std::lock_guard<std::mutex> g(srv.results.m);
+  CHECK(srv.results.verifies == std::size_t(2 * vrfys));
+  REQUIRE(srv.results.messages.size() == bodies.size());
+  for (std::size_t i = 0; i < bodies.size(); ++i)
+    CHECK(srv.results.messages[i] == bodies[i]);
+  CHECK(srv.results.closes[posix::close_cause::engine_closed] == 1);
+}
+
 TEST_CASE("server loop: stop() with open sessions and a grace period", "[posix][loop]") {
   posix::server_loop_options o;
   o.grace = 400ms;

@@ -36,7 +36,10 @@
 // Bounded memory: at most max_buffered_ciphertext octets of received but
 // unprocessed ciphertext are held (receive_ciphertext() takes less when it
 // would exceed that) and write() stops encrypting while that much ciphertext
-// waits to be sent.
+// waits to be sent. A server channel makes its SSL object and memory BIOs
+// (about 9 KiB with OpenSSL 3) only when it is first used: until then it
+// holds about 0.5 KiB and a reference to its SSL_CTX, so a server session
+// that offers STARTTLS but stays in clear does not pay for OpenSSL.
 //
 // Lifetimes. ciphertext_out() is valid until the next non-const call. The
 // views in info(), verification() and the names are owned by the channel and
@@ -152,6 +155,9 @@ struct channel_state {
   SSL* ssl = nullptr;
   BIO* rbio = nullptr;  // owned by ssl
   BIO* wbio = nullptr;  // owned by ssl
+  // Server side, until `ssl` is made from it: the SSL_CTX current at
+  // channel::server() (a reference is held, so a reload() cannot change it).
+  SSL_CTX* lazy_ctx = nullptr;
   std::shared_ptr<client_shared> client_keep;
   bool client = false;
   verify_mode mode = verify_mode::required;
@@ -181,6 +187,7 @@ struct channel_state {
   channel_state& operator=(const channel_state&) = delete;
   ~channel_state() {
     if (ssl != nullptr) SSL_free(ssl);
+    if (lazy_ctx != nullptr) SSL_CTX_free(lazy_ctx);
   }
 };
 
@@ -219,7 +226,11 @@ class channel {
   static result_or_error_code<channel> client(client_context& ctx,
                                               const peer_identity& peer) noexcept;
   /// A server side with `ctx`'s current certificate (a later reload() does
-  /// not affect it). Error: tls_errc::out_of_memory.
+  /// not affect it). Its SSL object and BIOs are made at first use (the
+  /// first receive_ciphertext(), handshake(), transport_eof() or native());
+  /// when that allocation fails the channel fails with
+  /// tls_errc::out_of_memory (sticky, as any failure). Error:
+  /// tls_errc::out_of_memory (no reference to the SSL_CTX could be taken).
   static result_or_error_code<channel> server(server_context& ctx) noexcept;
 
   channel(channel&&) noexcept = default;
@@ -300,8 +311,12 @@ class channel {
   /// True when the handshake resumed a cached session.
   bool session_reused() const noexcept { return st_->reused; }
   /// The SSL object (escape hatch, e.g. SSL_export_keying_material for
-  /// channel binding). Do not change its BIOs or app data.
-  SSL* native() noexcept { return st_->ssl; }
+  /// channel binding). Do not change its BIOs or app data. A server
+  /// channel not used yet makes it now; nullptr when that fails.
+  SSL* native() noexcept {
+    (void)make_ssl();
+    return st_->ssl;
+  }
 
   /// The sticky failure; empty while none.
   std::error_code error() const noexcept { return st_->err; }
@@ -314,6 +329,7 @@ class channel {
   explicit channel(std::unique_ptr<state> s) noexcept : st_(std::move(s)) {}
 
   static std::error_code attach_bios(state& s) noexcept;
+  bool make_ssl() noexcept;
   void fail(tls_errc code, std::string_view prefix = {}) noexcept;
   void fail_handshake() noexcept;
   void finish_handshake() noexcept;
@@ -325,6 +341,28 @@ class channel {
 // ---------------------------------------------------------------------------
 // Implementation
 // ---------------------------------------------------------------------------
+
+// A server channel's SSL object, made at first use; false (the channel
+// failed with tls_errc::out_of_memory) when it cannot be made.
+inline bool channel::make_ssl() noexcept {
+  state& s = *st_;
+  if (s.ssl != nullptr) return true;
+  if (s.lazy_ctx == nullptr) return false;  // failed before
+  ERR_clear_error();
+  s.ssl = SSL_new(s.lazy_ctx);
+  SSL_CTX_free(s.lazy_ctx);  // the SSL holds its own reference
+  s.lazy_ctx = nullptr;
+  if (s.ssl != nullptr && attach_bios(s)) {
+    SSL_free(s.ssl);
+    s.ssl = nullptr;
+  }
+  if (s.ssl == nullptr) {
+    fail(tls_errc::out_of_memory);
+    return false;
+  }
+  SSL_set_accept_state(s.ssl);
+  return true;
+}
 
 inline std::error_code channel::attach_bios(state& s) noexcept {
   s.rbio = BIO_new(BIO_s_mem());
@@ -419,26 +457,24 @@ inline result_or_error_code<channel> channel::server(server_context& ctx) noexce
   ERR_clear_error();
   auto s = std::make_unique<state>();
   {
-    // Under the lock: reload() cannot free the SSL_CTX before SSL_new has
-    // taken its reference.
+    // Under the lock: reload() cannot free the SSL_CTX before the reference
+    // is taken. The SSL object itself waits for first use (make_ssl()): an
+    // idle session that never starts TLS does not pay for it.
     std::lock_guard<std::mutex> lock(ctx.s_->mu);
-    s->ssl = SSL_new(ctx.s_->ctx.get());
+    SSL_CTX* c = ctx.s_->ctx.get();
+    if (c == nullptr || SSL_CTX_up_ref(c) != 1) {
+      ERR_clear_error();
+      return tls_errc::out_of_memory;
+    }
+    s->lazy_ctx = c;
   }
-  if (s->ssl == nullptr) {
-    ERR_clear_error();
-    return tls_errc::out_of_memory;
-  }
-  if (std::error_code ec = attach_bios(*s)) {
-    ERR_clear_error();
-    return ec;
-  }
-  SSL_set_accept_state(s->ssl);
   return channel(std::move(s));
 }
 
 inline std::size_t channel::receive_ciphertext(std::string_view bytes) noexcept {
   if (st_->ph == state::phase::failed) return bytes.size();
   if (st_->eof || bytes.empty()) return 0;
+  if (!make_ssl()) return bytes.size();
   const std::size_t pending = BIO_ctrl_pending(st_->rbio);
   if (pending >= max_buffered_ciphertext) return 0;
   const std::size_t room = max_buffered_ciphertext - pending;
@@ -452,6 +488,7 @@ inline std::size_t channel::receive_ciphertext(std::string_view bytes) noexcept 
 }
 
 inline std::string_view channel::ciphertext_out() const noexcept {
+  if (st_->wbio == nullptr) return {};  // not used yet
   char* p = nullptr;
   const long n = BIO_get_mem_data(st_->wbio, &p);
   if (n <= 0 || p == nullptr) return {};
@@ -461,6 +498,7 @@ inline std::string_view channel::ciphertext_out() const noexcept {
 inline void channel::consume_ciphertext(std::size_t n) noexcept {
   // A memory BIO only advances by copying out; the copy is one pass over
   // bytes the caller has just written to its socket (hot in cache).
+  if (st_->wbio == nullptr) return;  // not used yet: nothing to send
   char sink[16384];
   while (n != 0) {
     const int step = static_cast<int>(n < sizeof sink ? n : sizeof sink);
@@ -560,6 +598,7 @@ inline void channel::finish_handshake() noexcept {
 inline handshake_status channel::handshake() noexcept {
   if (st_->ph == state::phase::established) return handshake_status::done;
   if (st_->ph == state::phase::failed) return handshake_status::failed;
+  if (!make_ssl()) return handshake_status::failed;
   ERR_clear_error();
   const int r = SSL_do_handshake(st_->ssl);
   if (r == 1) {
@@ -658,6 +697,11 @@ inline void channel::shutdown() noexcept {
 inline std::error_code channel::transport_eof() noexcept {
   state& s = *st_;
   if (s.eof) return s.eof_end;
+  if (!make_ssl()) {
+    s.eof = true;
+    s.eof_end = s.err;
+    return s.err;
+  }
   s.eof = true;
   BIO_set_mem_eof_return(s.rbio, 0);
   // The last flight may already be buffered: finish with it if it completes

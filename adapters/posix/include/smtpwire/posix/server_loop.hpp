@@ -16,10 +16,19 @@
 // from deadline()/check_time()), or, while its output is not drained,
 // options.write_timeout since the last write progress; a min-heap of
 // deadlines sets the poll timeout. Back-pressure: a session is not read
-// while the bytes it has not taken fill its read buffer or its unsent
+// while the bytes it has not taken reach options.read_buffer or its unsent
 // output exceeds options.output_high_water (the server engine itself stops
 // parsing commands beyond limits.output_backlog), so a client that
 // pipelines without reading is held by TCP flow control, not buffered.
+//
+// Memory. Sockets are read into one buffer per loop (options.read_buffer);
+// the Session copies what it takes into its own input buffer. Only the
+// octets a Session did not take are kept with its connection, in a
+// remainder allocated when there are some and freed once they are taken.
+// An idle connection holds its Session, its Context and about 0.3 KiB of
+// loop state: about 2.4 KiB in all with an idle smtpwire::server (tools/
+// smtpwire-sink: 2.7 KiB of RSS per idle session, 3.6 KiB with STARTTLS
+// offered through the OpenSSL glue; docs/benchmarks.md, "idle").
 // Accepting pauses at options.max_sessions (and for 100 ms when the process
 // runs out of descriptors).
 //
@@ -159,8 +168,9 @@ inline socket_address to_socket_address(const wire::proxy_address& a) noexcept {
 struct server_loop_options {
   /// Open sessions; accepting pauses at this number.
   std::size_t max_sessions = 10000;  ///< default 10000; no RFC value
-  /// Octets read from a session's socket at a time; one buffer of this size
-  /// per session, allocated when it is accepted.
+  /// Octets read from a socket at a time, into one buffer of this size per
+  /// loop; also the most octets read but not yet taken by a Session that a
+  /// connection keeps (its remainder, allocated only while there are some).
   std::size_t read_buffer = 4096;  ///< default 4 KiB; no RFC value
   /// Unsent output above which a session is not read.
   std::size_t output_high_water = 65536;  ///< default 64 KiB; no RFC value
@@ -364,13 +374,15 @@ class server_loop {
     /// header in optional mode, LOCAL, UNKNOWN, AF_UNIX) the TCP peer.
     const socket_address& peer() const noexcept { return peer_; }
     /// The TCP peer of the socket (the load balancer under the PROXY option).
-    const socket_address& transport_peer() const noexcept { return transport_peer_; }
+    const socket_address& transport_peer() const noexcept {
+      return proxy_ ? proxy_->transport_peer : peer_;
+    }
     /// The PROXY header this connection started with, or nullptr (option
     /// off, or no header in optional mode). It and its views (TLVs, the
     /// PP2_TYPE_SSL fields) stay valid until the connection is closed, i.e.
     /// through the close handler; copy what must live longer.
     const wire::proxy_header* proxy() const noexcept {
-      return proxy_ && proxy_seen_ ? &proxy_->header() : nullptr;
+      return proxy_ && proxy_->seen ? &proxy_->reader.header() : nullptr;
     }
     /// The session; decide on it (smtpwire::server) or on session().engine() (TLS glue).
     Session& session() noexcept { return *session_; }
@@ -382,23 +394,28 @@ class server_loop {
    private:
     friend class server_loop;
     connection(std::uint64_t id, unique_fd fd, const socket_address& peer,
-               std::unique_ptr<Session> s, std::size_t read_buffer)
-        : id_(id),
-          fd_(std::move(fd)),
-          peer_(peer),
-          transport_peer_(peer),
-          session_(std::move(s)),
-          in_(read_buffer) {}
+               std::unique_ptr<Session> s)
+        : id_(id), fd_(std::move(fd)), peer_(peer), session_(std::move(s)) {}
+
+    // What only a connection under the PROXY option needs (most have none).
+    struct proxy_part {
+      explicit proxy_part(const wire::proxy_options& o, const socket_address& tp)
+          : reader(o), transport_peer(tp) {}
+      wire::proxy_reader reader;
+      socket_address transport_peer;
+      std::string replay;  // a partial signature that turned out to be SMTP (optional mode)
+      bool seen = false;   // a header was read
+    };
 
     std::uint64_t id_;
     unique_fd fd_;
-    socket_address peer_, transport_peer_;
+    socket_address peer_;
     std::unique_ptr<Session> session_;  // null while a PROXY header is awaited
-    std::unique_ptr<wire::proxy_reader> proxy_;
-    bool proxy_seen_ = false;
-    std::string replay_;  // a partial signature that turned out to be SMTP (optional mode)
+    std::unique_ptr<proxy_part> proxy_;
     Context context_{};
-    detail::input_buffer in_;
+    // Octets read but not yet taken (by the Session, or the PROXY reader
+    // before it exists): empty, and holding no memory, while idle.
+    std::string pending_;
     bool eof_ = false;
     bool want_in_ = true;
     bool want_out_ = false;
@@ -424,6 +441,8 @@ class server_loop {
       : factory_(std::move(factory)), on_event_(std::move(on_event)), opt_(o) {
     if (opt_.max_sessions == 0) opt_.max_sessions = 1;
     if (opt_.events_per_wait == 0) opt_.events_per_wait = 1;
+    if (opt_.read_buffer == 0) opt_.read_buffer = 1;
+    read_buf_.reset(new char[opt_.read_buffer]);
     error_ = poller_.open();
     int p[2];
     if (!error_ && ::pipe(p) != 0) error_ = detail::last_error();
@@ -609,8 +628,7 @@ class server_loop {
         refused_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      std::unique_ptr<connection> c(
-          new connection(id, std::move(cfd), peer, std::move(s), opt_.read_buffer));
+      std::unique_ptr<connection> c(new connection(id, std::move(cfd), peer, std::move(s)));
       c->last_write_ = now;
       connection& ref = *c;
       conns_.emplace(id, std::move(c));
@@ -636,9 +654,8 @@ class server_loop {
       refused_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    std::unique_ptr<connection> c(
-        new connection(id, std::move(fd), peer, nullptr, opt_.read_buffer));
-    c->proxy_.reset(new wire::proxy_reader(po.reader));
+    std::unique_ptr<connection> c(new connection(id, std::move(fd), peer, nullptr));
+    c->proxy_.reset(new typename connection::proxy_part(po.reader, peer));
     c->deadline_ = now + po.header_timeout;
     push_timer(c->deadline_, id);
     connection& ref = *c;
@@ -649,9 +666,9 @@ class server_loop {
   // Feeds what was read to the header reader; at the header's end (or, in
   // optional mode, on finding none) makes the Session and hands it the rest.
   void proxy_progress(connection& c, clock::time_point now, bool timed_out) {
-    wire::proxy_reader& r = *c.proxy_;
-    wire::proxy_result res = r.read(c.in_.view());
-    c.in_.consume(std::min(res.consumed, c.in_.size()));
+    wire::proxy_reader& r = c.proxy_->reader;
+    wire::proxy_result res = r.read(c.pending_);
+    c.pending_.erase(0, std::min(res.consumed, c.pending_.size()));
     if (res.status == wire::proxy_status::need_more && (c.eof_ || timed_out)) {
       res = r.finish();
       // A stalled header (or a silent client while one is required) is the
@@ -665,11 +682,11 @@ class server_loop {
         refuse_pending(c, res.error);
         return;
       case wire::proxy_status::header:
-        c.proxy_seen_ = true;
+        c.proxy_->seen = true;
         if (r.header().has_addresses()) c.peer_ = to_socket_address(r.header().source);
         break;
       case wire::proxy_status::absent:
-        c.replay_.assign(res.replay.data(), res.replay.size());
+        c.proxy_->replay.assign(res.replay.data(), res.replay.size());
         break;
     }
     std::unique_ptr<Session> s = factory_ ? factory_(c.peer_) : nullptr;
@@ -708,7 +725,7 @@ class server_loop {
   }
 
   void refuse_pending(connection& c, errc why) {
-    refuse(c.fd_.get(), c.transport_peer_, why);
+    refuse(c.fd_.get(), c.transport_peer(), why);
     drop_pending(c);
   }
 
@@ -730,20 +747,25 @@ class server_loop {
                  err == 0 ? std::error_code() : system_error(err));
       return;
     }
+    std::string_view fresh;
     if ((ev.in || ev.hup) && c.want_in_) {
-      const detail::recv_result rr = detail::recv_some(c.fd_.get(), c.in_.tail(), c.in_.prepare());
+      // The octets kept and the ones read now stay within read_buffer.
+      const std::size_t kept = c.pending_.size();
+      const std::size_t room = kept < opt_.read_buffer ? opt_.read_buffer - kept : 0;
+      const detail::recv_result rr = detail::recv_some(c.fd_.get(), read_buf_.get(), room);
       if (rr.error) {
         const bool reset = rr.error == std::errc::connection_reset;
         close_conn(c, reset ? close_cause::peer_closed : close_cause::io_error, rr.error);
         return;
       }
-      c.in_.commit(rr.n);
+      fresh = std::string_view(read_buf_.get(), rr.n);
       if (rr.eof) {
         c.eof_ = true;
         if constexpr (detail::has_transport_eof<Session>::value)
           if (c.session_) c.session_->transport_eof();
       }
       if (!c.session_) {
+        c.pending_.append(fresh.data(), fresh.size());
         proxy_progress(c, now, false);
         return;
       }
@@ -753,7 +775,7 @@ class server_loop {
       close_conn(c, close_cause::peer_closed, {});
       return;
     }
-    service(c, now);
+    service(c, now, fresh);
   }
 
   template <class E>
@@ -764,22 +786,47 @@ class server_loop {
     }
   }
 
+  // Takes the first `n` octets of a connection's remainder; frees it once
+  // empty, so that an idle connection holds no buffer.
+  static void take_pending(connection& c, std::size_t n) {
+    if (n >= c.pending_.size())
+      std::string().swap(c.pending_);
+    else
+      c.pending_.erase(0, n);
+  }
+
   /// Moves bytes and events until nothing progresses, then re-arms the
-  /// poller interest and the deadline. False when the connection closed.
-  bool service(connection& c, clock::time_point now) {
+  /// poller interest and the deadline. `fresh`: octets just read into the
+  /// loop's buffer (they come after the connection's remainder); what the
+  /// Session does not take of them is kept in the remainder. False when
+  /// the connection closed.
+  bool service(connection& c, clock::time_point now, std::string_view fresh = {}) {
     Session& s = *c.session_;
     auto& e = detail::engine_of(s);
     e.check_time(now);
     const bool had_output = !s.output().empty();
+    if (!fresh.empty() && !c.pending_.empty()) {
+      c.pending_.append(fresh.data(), fresh.size());
+      fresh = {};
+    }
+    std::string* const replay = c.proxy_ ? &c.proxy_->replay : nullptr;
     for (;;) {
       bool progress = false;
-      if (!c.replay_.empty()) {
-        const std::size_t n = s.receive(c.replay_);
-        c.replay_.erase(0, std::min(n, c.replay_.size()));
+      // Order: the replayed signature, the remainder, then the fresh octets.
+      if (replay != nullptr && !replay->empty()) {
+        const std::size_t n = s.receive(*replay);
+        if (n >= replay->size())
+          std::string().swap(*replay);
+        else
+          replay->erase(0, n);
         progress = n != 0;
-      } else if (!c.in_.empty()) {
-        const std::size_t n = s.receive(c.in_.view());
-        c.in_.consume(std::min(n, c.in_.size()));
+      } else if (!c.pending_.empty()) {
+        const std::size_t n = s.receive(c.pending_);
+        take_pending(c, n);
+        progress = n != 0;
+      } else if (!fresh.empty()) {
+        const std::size_t n = s.receive(fresh);
+        fresh.remove_prefix(std::min(n, fresh.size()));
         progress = n != 0;
       }
       for (;;) {
@@ -805,6 +852,8 @@ class server_loop {
       }
       if (!progress) break;
     }
+    // The loop's buffer is read into again at the next event: keep the rest.
+    if (!fresh.empty()) c.pending_.assign(fresh.data(), fresh.size());
     e.check_time(now);  // arms the clock of the wait that began
     const bool over = engine_over(e);
     const bool out_empty = s.output().empty();
@@ -821,8 +870,8 @@ class server_loop {
       close_conn(c, close_cause::peer_closed, {});
       return false;
     }
-    const bool want_in =
-        !c.eof_ && !over && c.in_.prepare() != 0 && s.output().size() <= opt_.output_high_water;
+    const bool want_in = !c.eof_ && !over && c.pending_.size() < opt_.read_buffer &&
+                         s.output().size() <= opt_.output_high_water;
     const bool want_out = !out_empty;
     if (want_in != c.want_in_ || want_out != c.want_out_) {
       if (auto err = poller_.modify(c.fd_.get(), c.id_, want_in, want_out)) {
@@ -930,6 +979,7 @@ class server_loop {
   Poller poller_;
   unique_fd wake_read_, wake_write_;
   std::vector<unique_fd> listeners_;
+  std::unique_ptr<char[]> read_buf_;  // every socket is read into it (see on_io)
   std::unordered_map<std::uint64_t, std::unique_ptr<connection>> conns_;
   std::vector<timer> timers_;
   std::uint64_t next_id_ = first_session_id;
