@@ -72,6 +72,18 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+/// The value of the keyword enum E whose to_string() is `name` (any case),
+/// or E::unknown. E's named values are those before its last, `unknown`;
+/// to_string is found by argument-dependent lookup in E's namespace.
+template <class E>
+constexpr E find_named(std::string_view name) noexcept {
+  for (std::size_t i = 0; i < static_cast<std::size_t>(E::unknown); ++i) {
+    const auto e = static_cast<E>(i);
+    if (iequals(name, to_string(e))) return e;
+  }
+  return E::unknown;
+}
+
 /// True when `s` contains CR, LF or NUL: the bytes no writer may put inside a
 /// line (they would end it early or inject another line).
 constexpr bool has_line_breaking_byte(std::string_view s) noexcept {

@@ -149,11 +149,7 @@ constexpr std::string_view to_string(capability c) noexcept {
 
 /// The known capability whose keyword is `keyword` (any case); unknown if none.
 constexpr capability find_capability(std::string_view keyword) noexcept {
-  for (std::size_t i = 0; i < capability_count; ++i) {
-    const auto c = static_cast<capability>(i);
-    if (detail::iequals(keyword, to_string(c))) return c;
-  }
-  return capability::unknown;
+  return detail::find_named<capability>(keyword);
 }
 
 /// An EHLO keyword smtpwire does not know, with its parameters. Views point

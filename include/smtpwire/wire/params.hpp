@@ -129,11 +129,7 @@ constexpr std::string_view to_string(param_keyword k) noexcept {
 
 /// The known keyword `keyword` names (any case), or param_keyword::unknown.
 constexpr param_keyword classify_param_keyword(std::string_view keyword) noexcept {
-  for (int k = 0; k < static_cast<int>(param_keyword::unknown); ++k) {
-    const auto kw = static_cast<param_keyword>(k);
-    if (detail::iequals(keyword, to_string(kw))) return kw;
-  }
-  return param_keyword::unknown;
+  return detail::find_named<param_keyword>(keyword);
 }
 
 /// True for the keywords RCPT takes (NOTIFY, ORCPT, RRVS); the other known

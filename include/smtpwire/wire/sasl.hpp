@@ -102,11 +102,7 @@ constexpr std::string_view to_string(mechanism m) noexcept {
 
 /// The mechanism named `name`, compared case-insensitively; unknown if none.
 constexpr mechanism find_mechanism(std::string_view name) noexcept {
-  for (std::size_t i = 0; i < mechanism_count; ++i) {
-    const auto m = static_cast<mechanism>(i);
-    if (detail::iequals(name, to_string(m))) return m;
-  }
-  return mechanism::unknown;
+  return detail::find_named<mechanism>(name);
 }
 
 // RFC 4422 §3.1:  sasl-mech = 1*20mech-char

@@ -122,11 +122,7 @@ constexpr std::string_view to_string(xattr a) noexcept {
 
 /// The attribute named `name` (any case), or xattr::unknown.
 constexpr xattr find_xattr(std::string_view name) noexcept {
-  for (std::size_t i = 0; i < xattr_count; ++i) {
-    const auto a = static_cast<xattr>(i);
-    if (detail::iequals(name, to_string(a))) return a;
-  }
-  return xattr::unknown;
+  return detail::find_named<xattr>(name);
 }
 
 /// True when command `c` takes attribute `a` (XCLIENT: NAME REVERSE_NAME
