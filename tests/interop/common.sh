@@ -118,6 +118,74 @@ start_sink() {
   implicit_port="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\) (implicit TLS.*/\1/p' "$work/sink.log" | head -1)"
 }
 
+# A private Postfix instance (send_postfix.sh, sink_postfix_xforward.sh):
+# its own config, queue and log directories under $pf, smtpd on a free
+# loopback port ($smtpd_port), nothing chrooted, stopped by the EXIT trap.
+# need_private_postfix skips unless it can run (root, the postfix package).
+pf="$work/postfix"
+need_private_postfix() {
+  need_peer postfix postfix
+  ((EUID == 0)) || skip "a private Postfix instance needs root"
+  id postfix >/dev/null 2>&1 && getent group postdrop >/dev/null || skip "no postfix user or postdrop group"
+}
+pfx() { timeout 60 postfix -c "$pf/etc" "$@"; }
+postfix_stop() { pfx stop >/dev/null 2>&1 || pfx abort >/dev/null 2>&1 || true; }
+
+# start_private_postfix MAIN_CF_LINES [FILE...]: copies FILEs into $pf/etc,
+# writes main.cf (the shared settings, then MAIN_CF_LINES: relayhost, TLS,
+# the feature under test), starts Postfix and waits for its smtpd.
+start_private_postfix() {
+  local extra="$1"
+  shift
+  chmod 755 "$work"
+  mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
+  chown postfix "$pf/data"
+  (($# == 0)) || cp "$@" "$pf/etc/"
+  smtpd_port="$(free_port)"
+  cat >"$pf/etc/main.cf" <<EOC
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+maillog_file = $pf/maillog
+maillog_file_prefixes = $pf
+myhostname = postfix.localhost
+mydomain = localhost
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtp_host_lookup = native
+smtp_helo_name = postfix.localhost
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtputf8_enable = no
+$extra
+EOC
+  # master.cf: Debian's, with smtpd moved to the free port, nothing chrooted,
+  # and the postlog service for maillog_file.
+  sed -e 's/^\([a-z].*\(unix\|inet\|fifo\|pass\|unix-dgram\) *[-yn] *[-yn] *\)[-y]/\1n/' \
+    -e "s/^smtp \( *inet \)/127.0.0.1:$smtpd_port\1/" /etc/postfix/master.cf >"$pf/etc/master.cf"
+  grep -q '^postlog' "$pf/etc/master.cf" || echo 'postlog   unix-dgram n  -       n       -       1       postlogd' >>"$pf/etc/master.cf"
+  # check creates the queue directories; its warnings about the system's own
+  # (unconfigured) Postfix files do not concern this instance.
+  pfx check >"$work/postfix-check.out" 2>&1 || true
+  pfx start >"$work/postfix-start.out" 2>&1 || { cat "$work/postfix-start.out"; fail "postfix start failed"; }
+  trap 'postfix_stop; cleanup' EXIT
+  wait_port "$smtpd_port" || fail "Postfix's smtpd does not listen on $smtpd_port"
+}
+
+# wait_maildir N: until $work/Maildir/new holds N messages (30 s); false if not.
+wait_maildir() {
+  local _
+  for _ in $(seq 300); do
+    (($(ls "$work/Maildir/new" 2>/dev/null | wc -l) == $1)) && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # stop_sink: SIGTERM, wait (bounded), check the totals line was printed.
 stop_sink() {
   kill -TERM "$sink_pid"

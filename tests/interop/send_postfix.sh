@@ -10,12 +10,9 @@
 # once with DATA, once with --chunking (BDAT, which Postfix offers).
 # Needs root (Postfix's master) and the postfix package; skips otherwise.
 source "$(dirname "$0")/common.sh"
-need_peer postfix postfix
-((EUID == 0)) || skip "a private Postfix instance needs root"
-id postfix >/dev/null 2>&1 && getent group postdrop >/dev/null || skip "no postfix user or postdrop group"
+need_private_postfix
 need_tools
 make_pki
-chmod 755 "$work"
 {
   printf 'From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\n'
   printf 'Subject: through Postfix\nDate: %s\nMessage-ID: <postfix.%s@example.org>\n\n' \
@@ -26,51 +23,13 @@ chmod 755 "$work"
 start_sink --tls-cert "$work/server.pem" --tls-key "$work/server.key" --require-tls \
   --maildir "$work/Maildir"
 
-pf="$work/postfix"
-mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
-chown postfix "$pf/data"
-smtpd_port="$(free_port)"
-cp "$work/server.pem" "$work/server.key" "$work/ca.pem" "$pf/etc/"
-cat >"$pf/etc/main.cf" <<EOC
-compatibility_level = 3.6
-queue_directory = $pf/queue
-data_directory = $pf/data
-maillog_file = $pf/maillog
-maillog_file_prefixes = $pf
-myhostname = postfix.localhost
-mydomain = localhost
-myorigin = \$myhostname
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [localhost]:$port
-smtp_host_lookup = native
+start_private_postfix "relayhost = [localhost]:$port
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = $pf/etc/server.pem
 smtpd_tls_key_file = $pf/etc/server.key
 smtp_tls_security_level = secure
 smtp_tls_CAfile = $pf/etc/ca.pem
-smtp_tls_secure_cert_match = nexthop
-smtp_helo_name = postfix.localhost
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtputf8_enable = no
-EOC
-# master.cf: Debian's, with smtpd moved to the free port, nothing chrooted,
-# and the postlog service for maillog_file.
-sed -e 's/^\([a-z].*\(unix\|inet\|fifo\|pass\|unix-dgram\) *[-yn] *[-yn] *\)[-y]/\1n/' \
-  -e "s/^smtp \( *inet \)/127.0.0.1:$smtpd_port\1/" /etc/postfix/master.cf >"$pf/etc/master.cf"
-grep -q '^postlog' "$pf/etc/master.cf" || echo 'postlog   unix-dgram n  -       n       -       1       postlogd' >>"$pf/etc/master.cf"
-pfx() { timeout 60 postfix -c "$pf/etc" "$@"; }
-# check creates the queue directories; its warnings about the system's own
-# (unconfigured) Postfix files do not concern this instance.
-pfx check >"$work/postfix-check.out" 2>&1 || true
-pfx start >"$work/postfix-start.out" 2>&1 || { cat "$work/postfix-start.out"; fail "postfix start failed"; }
-postfix_stop() { pfx stop >/dev/null 2>&1 || pfx abort >/dev/null 2>&1 || true; }
-trap 'postfix_stop; cleanup' EXIT
-wait_port "$smtpd_port" || fail "Postfix's smtpd does not listen on $smtpd_port"
+smtp_tls_secure_cert_match = nexthop" "$work/server.pem" "$work/server.key" "$work/ca.pem"
 
 timeout 60 "$bin/smtpwire-send" --server "127.0.0.1:$smtpd_port" --tls required --ca-file "$work/ca.pem" \
   --tls-name localhost --helo client.localhost --from alice@example.org --to bob@example.org \
@@ -85,12 +44,8 @@ for _ in $(seq 100); do grep -q 'bdat=1' "$pf/maillog" 2>/dev/null && break; sle
 grep -q 'bdat=1' "$pf/maillog" || fail "Postfix's log shows no BDAT for --chunking"
 note "smtpwire-send --chunking (BDAT) into Postfix smtpd: accepted"
 
-# Postfix relays both to the sink: wait for the files (30 s).
-for _ in $(seq 300); do
-  (($(ls "$work/Maildir/new" 2>/dev/null | wc -l) == 2)) && break
-  sleep 0.1
-done
-(($(ls "$work/Maildir/new" 2>/dev/null | wc -l) == 2)) || { tail -20 "$pf/maillog"; fail "Postfix did not relay both messages to smtpwire-sink"; }
+# Postfix relays both to the sink.
+wait_maildir 2 || { tail -20 "$pf/maillog"; fail "Postfix did not relay both messages to smtpwire-sink"; }
 postfix_stop
 stop_sink
 "$py" - "$work/Maildir/new" "$work/msg.eml" <<'PY' || fail "the relayed message differs"

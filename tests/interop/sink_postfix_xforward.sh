@@ -12,11 +12,8 @@
 # offered XFORWARD nor allowed to use it (500).
 # Needs root (Postfix's master) and the postfix package; skips otherwise.
 source "$(dirname "$0")/common.sh"
-need_peer postfix postfix
-((EUID == 0)) || skip "a private Postfix instance needs root"
-id postfix >/dev/null 2>&1 && getent group postdrop >/dev/null || skip "no postfix user or postdrop group"
+need_private_postfix
 need_tools
-chmod 755 "$work"
 
 start_sink --xforward-from 127.0.0.1 --maildir "$work/Maildir"
 
@@ -32,44 +29,9 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="untrusted.local
 PY
 note "untrusted 127.0.0.2: no XFORWARD offered, XFORWARD answered 500"
 
-pf="$work/postfix"
-mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
-chown postfix "$pf/data"
-smtpd_port="$(free_port)"
-cat >"$pf/etc/main.cf" <<EOC
-compatibility_level = 3.6
-queue_directory = $pf/queue
-data_directory = $pf/data
-maillog_file = $pf/maillog
-maillog_file_prefixes = $pf
-myhostname = postfix.localhost
-mydomain = localhost
-myorigin = \$myhostname
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:$port
-smtp_host_lookup = native
+start_private_postfix "relayhost = [127.0.0.1]:$port
 smtp_tls_security_level = none
-smtp_send_xforward_command = yes
-smtp_helo_name = postfix.localhost
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtputf8_enable = no
-EOC
-# master.cf: Debian's, with smtpd moved to the free port, nothing chrooted,
-# and the postlog service for maillog_file.
-sed -e 's/^\([a-z].*\(unix\|inet\|fifo\|pass\|unix-dgram\) *[-yn] *[-yn] *\)[-y]/\1n/' \
-  -e "s/^smtp \( *inet \)/127.0.0.1:$smtpd_port\1/" /etc/postfix/master.cf >"$pf/etc/master.cf"
-grep -q '^postlog' "$pf/etc/master.cf" || echo 'postlog   unix-dgram n  -       n       -       1       postlogd' >>"$pf/etc/master.cf"
-pfx() { timeout 60 postfix -c "$pf/etc" "$@"; }
-pfx check >"$work/postfix-check.out" 2>&1 || true
-pfx start >"$work/postfix-start.out" 2>&1 || { cat "$work/postfix-start.out"; fail "postfix start failed"; }
-postfix_stop() { pfx stop >/dev/null 2>&1 || pfx abort >/dev/null 2>&1 || true; }
-trap 'postfix_stop; cleanup' EXIT
-wait_port "$smtpd_port" || fail "Postfix's smtpd does not listen on $smtpd_port"
+smtp_send_xforward_command = yes"
 
 sample_message "$work/msg.eml"
 client_port="$("$py" - "$smtpd_port" "$work/msg.eml" <<'PY'
@@ -84,11 +46,7 @@ PY
 )" || fail "smtplib could not submit to Postfix"
 note "smtplib from 127.0.0.3:$client_port into Postfix smtpd: accepted"
 
-for _ in $(seq 300); do
-  (($(ls "$work/Maildir/new" 2>/dev/null | wc -l) == 1)) && break
-  sleep 0.1
-done
-(($(ls "$work/Maildir/new" 2>/dev/null | wc -l) == 1)) || { tail -20 "$pf/maillog"; fail "Postfix did not relay the message to smtpwire-sink"; }
+wait_maildir 1 || { tail -20 "$pf/maillog"; fail "Postfix did not relay the message to smtpwire-sink"; }
 postfix_stop
 stop_sink
 
