@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "alloc_counter.hpp"
+#include "canned_session.hpp"
 
 namespace {
 
@@ -50,51 +51,11 @@ std::string server_bytes(bool pipelining, bool bdat = false) {
 }
 
 // One delivery; returns the number of client bytes written (all drained
-// into `sink`, which has room for them).
+// into `sink`, which has room for them); aborts when the session went wrong.
 std::size_t deliver(client& c, std::string_view server, std::string_view message, char* sink) {
-  c.reset();
-  std::size_t sent = 0;
-  auto drain = [&] {
-    const std::string_view o = c.output();
-    std::memcpy(sink + sent, o.data(), o.size());
-    sent += o.size();
-    c.consume_output(o.size());
-  };
-  bool mailed = false;
-  while (!server.empty()) {
-    server.remove_prefix(c.receive(server));
-    for (;;) {
-      const client_event e = c.next_event();
-      if (std::holds_alternative<std::monostate>(e)) break;
-      if (std::holds_alternative<client_events::ready>(e)) {
-        if (!mailed) {
-          mailed = true;
-          envelope env;
-          env.from = "a@example.org";
-          env.recipients = kRcpts;
-          env.recipient_count = 5;
-          env.size = message.size();
-          if (c.send_mail(env) != errc::ok) std::abort();
-        } else if (c.quit() != errc::ok) {
-          std::abort();
-        }
-      } else if (std::holds_alternative<client_events::send_content>(e)) {
-        std::string_view m = message;
-        while (!m.empty()) {
-          auto r = c.send_content(m);
-          if (!r) std::abort();
-          m.remove_prefix(*r);
-          drain();
-        }
-        if (c.end_content() != errc::ok) std::abort();
-      } else if (std::holds_alternative<client_events::error>(e)) {
-        std::abort();
-      }
-      drain();
-    }
-  }
-  if (c.state() != client_state::closed) std::abort();
-  return sent;
+  const std::size_t n = bench::deliver(c, server, message, kRcpts, 5, sink);
+  if (n == 0) std::abort();
+  return n;
 }
 
 client_config config(bool pipelining, bool bdat) {

@@ -21,6 +21,7 @@
 #include <variant>
 
 #include "alloc_counter.hpp"
+#include "canned_session.hpp"
 
 namespace {
 
@@ -54,27 +55,6 @@ std::string transaction_bytes(const std::string& msg) {
   return t;
 }
 
-// Feeds `bytes` and accepts every decision; returns content octets seen.
-std::size_t pump(server& s, std::string_view bytes) {
-  std::size_t content = 0;
-  for (;;) {
-    bytes.remove_prefix(s.receive(bytes));
-    for (;;) {
-      const server_event ev = s.next_event();
-      if (auto* c = std::get_if<content_event>(&ev)) content += c->bytes.size();
-      if (s.awaiting_decision()) {
-        (void)s.accept();
-        continue;
-      }
-      if (std::holds_alternative<std::monostate>(ev)) {
-        if (s.output().empty()) break;
-        (void)s.consume_output(s.output().size());
-      }
-    }
-    if (bytes.empty() || s.closed()) return content;
-  }
-}
-
 server_config bench_config() {
   server_config c;
   c.host_name = "mx.example";
@@ -93,13 +73,13 @@ void BM_session(benchmark::State& state) {
   const server_config cfg = bench_config();
   {  // checked before timing
     server s(cfg);
-    if (pump(s, bytes) != msg.size() || !s.closed())
+    if (bench::pump_server(s, bytes) != msg.size() || !s.closed())
       state.SkipWithError("session did not complete");
   }
   const std::size_t a0 = smtpwire::bench::alloc_count();
   for (auto _ : state) {
     server s(cfg);
-    benchmark::DoNotOptimize(pump(s, bytes));
+    benchmark::DoNotOptimize(bench::pump_server(s, bytes));
   }
   report_allocs(state, smtpwire::bench::alloc_count() - a0);
   state.SetItemsProcessed(state.iterations());
@@ -110,11 +90,11 @@ void BM_transaction(benchmark::State& state) {
   const std::string msg = message_4k();
   const std::string tx = transaction_bytes(msg);
   server s(bench_config());
-  pump(s, "EHLO client.example\r\n");
-  if (pump(s, tx) != msg.size()) state.SkipWithError("transaction did not complete");
+  bench::pump_server(s, "EHLO client.example\r\n");
+  if (bench::pump_server(s, tx) != msg.size()) state.SkipWithError("transaction did not complete");
   const std::size_t a0 = smtpwire::bench::alloc_count();
   for (auto _ : state)
-    benchmark::DoNotOptimize(pump(s, tx));
+    benchmark::DoNotOptimize(bench::pump_server(s, tx));
   report_allocs(state, smtpwire::bench::alloc_count() - a0);
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(tx.size()));
@@ -141,7 +121,7 @@ void BM_idle_session(benchmark::State& state) {
   const std::size_t a0 = smtpwire::bench::alloc_count();
   for (auto _ : state) {
     server s(cfg);
-    pump(s, "EHLO client.example\r\n");
+    bench::pump_server(s, "EHLO client.example\r\n");
     reserved = s.memory_reserved();
     benchmark::DoNotOptimize(&s);
   }
@@ -156,9 +136,9 @@ void BM_session_after_transactions(benchmark::State& state) {
   // (buffers grow once and are kept, so that transactions do not allocate).
   const std::string tx = transaction_bytes(message_4k());
   server s(bench_config());
-  pump(s, "EHLO client.example\r\n");
+  bench::pump_server(s, "EHLO client.example\r\n");
   for (int i = 0; i < 4; ++i)
-    pump(s, tx);
+    bench::pump_server(s, tx);
   for (auto _ : state)
     benchmark::DoNotOptimize(s.memory_reserved());
   state.counters["buffers_reserved"] = static_cast<double>(s.memory_reserved());

@@ -54,6 +54,7 @@
 #include <string_view>
 #include <variant>
 
+#include "canned_session.hpp"
 #include "mime_message.hpp"
 
 namespace {
@@ -273,24 +274,8 @@ server_config server_cfg() {
 // octets delivered (0 unless the session closed after QUIT).
 std::size_t op_server(const server_config& cfg, std::string_view bytes) {
   server s(cfg);
-  std::size_t content = 0;
-  for (;;) {
-    bytes.remove_prefix(s.receive(bytes));
-    for (;;) {
-      const server_event ev = s.next_event();
-      if (auto* c = std::get_if<content_event>(&ev)) content += c->bytes.size();
-      if (s.awaiting_decision()) {
-        (void)s.accept();
-        continue;
-      }
-      if (std::holds_alternative<std::monostate>(ev)) {
-        if (s.output().empty()) break;
-        benchmark::DoNotOptimize(s.output().data());
-        (void)s.consume_output(s.output().size());
-      }
-    }
-    if (bytes.empty() || s.closed()) return s.closed() ? content : 0;
-  }
+  const std::size_t content = bench::pump_server(s, bytes);
+  return s.closed() ? content : 0;
 }
 
 client_config client_cfg() {
@@ -304,50 +289,7 @@ client_config client_cfg() {
 // One delivery of `message` against the canned server bytes; returns the
 // client octets written (into `sink`), 0 when the session went wrong.
 std::size_t op_client(client& c, std::string_view server, std::string_view message, char* sink) {
-  c.reset();
-  std::size_t sent = 0;
-  auto drain = [&] {
-    const std::string_view o = c.output();
-    std::memcpy(sink + sent, o.data(), o.size());
-    sent += o.size();
-    c.consume_output(o.size());
-  };
-  bool mailed = false;
-  while (!server.empty()) {
-    const std::size_t took = c.receive(server);
-    server.remove_prefix(took);
-    for (;;) {
-      const client_event e = c.next_event();
-      if (std::holds_alternative<std::monostate>(e)) break;
-      if (std::holds_alternative<client_events::ready>(e)) {
-        if (!mailed) {
-          mailed = true;
-          envelope env;
-          env.from = "a@example.org";
-          env.recipients = kRcpts;
-          env.recipient_count = 5;
-          env.size = message.size();
-          if (c.send_mail(env) != errc::ok) return 0;
-        } else if (c.quit() != errc::ok) {
-          return 0;
-        }
-      } else if (std::holds_alternative<client_events::send_content>(e)) {
-        std::string_view m = message;
-        while (!m.empty()) {
-          auto r = c.send_content(m);
-          if (!r) return 0;
-          m.remove_prefix(*r);
-          drain();
-        }
-        if (c.end_content() != errc::ok) return 0;
-      } else if (std::holds_alternative<client_events::error>(e)) {
-        return 0;
-      }
-      drain();
-    }
-    if (took == 0 && !server.empty() && c.output().empty()) return 0;
-  }
-  return c.state() == client_state::closed ? sent : 0;
+  return bench::deliver(c, server, message, kRcpts, 5, sink);
 }
 
 // ---- benchmarks ------------------------------------------------------------
@@ -548,44 +490,23 @@ __attribute__((noinline)) void row_client_delivery() {
 }
 }  // namespace
 
-extern "C" {
-__attribute__((noinline)) void sbs_instr_command_parse() {
-  row_command_parse();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_reply_parse_ehlo() {
-  row_reply_parse_ehlo();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_reply_parse_250() {
-  row_reply_parse_250();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_data_decode_64k() {
-  row_data_decode_64k();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_data_decode_1m() {
-  row_data_decode_1m();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_data_encode_64k() {
-  row_data_encode_64k();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_data_encode_1m() {
-  row_data_encode_1m();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_server_session() {
-  row_server_session();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-__attribute__((noinline)) void sbs_instr_client_delivery() {
-  row_client_delivery();
-  __asm__ volatile("" ::: "memory");  // no tail call: callgrind counts this frame
-}
-}
+// One frame per row for callgrind (--toggle-collect='sbs_instr_*'): not inlined,
+// and the empty asm after the call keeps it from becoming a tail call.
+#define SMTPWIRE_SBS_INSTR(row)                                 \
+  extern "C" __attribute__((noinline)) void sbs_instr_##row() { \
+    row_##row();                                                \
+    __asm__ volatile("" ::: "memory");                          \
+  }
+SMTPWIRE_SBS_INSTR(command_parse)
+SMTPWIRE_SBS_INSTR(reply_parse_ehlo)
+SMTPWIRE_SBS_INSTR(reply_parse_250)
+SMTPWIRE_SBS_INSTR(data_decode_64k)
+SMTPWIRE_SBS_INSTR(data_decode_1m)
+SMTPWIRE_SBS_INSTR(data_encode_64k)
+SMTPWIRE_SBS_INSTR(data_encode_1m)
+SMTPWIRE_SBS_INSTR(server_session)
+SMTPWIRE_SBS_INSTR(client_delivery)
+#undef SMTPWIRE_SBS_INSTR
 
 namespace {
 int run_instr() {
