@@ -46,12 +46,8 @@ namespace {
 // ---------------------------------------------------------------------------
 
 server_context make_server(const pki::credential& cred, tls_version max = tls_version::tls1_3) {
-  server_tls_options o;
-  o.cert_file = cred.cert_file;
-  o.key_file = cred.key_file;
-  o.max_version = max;
   std::string why;
-  auto r = server_context::create(o, &why);
+  auto r = server_context::create(pki::server_opts(cred, max), &why);
   INFO(why);
   REQUIRE(r);
   return std::move(*r);
@@ -59,12 +55,8 @@ server_context make_server(const pki::credential& cred, tls_version max = tls_ve
 
 client_context make_client(verify_mode mode = verify_mode::required,
                            tls_version max = tls_version::tls1_3, bool trust_test_ca = true) {
-  client_tls_options o;
-  o.verify = mode;
-  if (trust_test_ca) o.ca_file = pki::get().ca_file;
-  o.max_version = max;
   std::string why;
-  auto r = client_context::create(o, &why);
+  auto r = client_context::create(pki::client_opts(max, mode, trust_test_ca), &why);
   INFO(why);
   REQUIRE(r);
   return std::move(*r);

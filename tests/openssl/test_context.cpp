@@ -37,20 +37,8 @@ namespace pki = smtpwire_test::pki;
 
 namespace {
 
-server_tls_options server_opts(const pki::credential& cred, tls_version max = tls_version::tls1_3) {
-  server_tls_options o;
-  o.cert_file = cred.cert_file;
-  o.key_file = cred.key_file;
-  o.max_version = max;
-  return o;
-}
-
-client_tls_options client_opts(tls_version max = tls_version::tls1_3) {
-  client_tls_options o;
-  o.ca_file = pki::get().ca_file;
-  o.max_version = max;
-  return o;
-}
+using pki::client_opts;
+using pki::server_opts;
 
 // Moves ciphertext between two channels in seeded random chunks.
 // The pipe's chunks are 1..3000 octets here.

@@ -29,6 +29,8 @@
 #ifndef SMTPWIRE_TESTS_OPENSSL_PKI_HPP
 #define SMTPWIRE_TESTS_OPENSSL_PKI_HPP
 
+#include <smtpwire/openssl/context.hpp>
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -305,6 +307,30 @@ inline std::string tlsa_data(const std::string& cert_pem, int selector, int mtyp
                            mtype == 1 ? EVP_sha256() : EVP_sha512(), nullptr) == 1,
                 "EVP_Digest");
   return std::string(reinterpret_cast<const char*>(md), md_len);
+}
+
+/// Server options serving `cred`, TLS up to `max`.
+inline smtpwire::openssl::server_tls_options server_opts(
+    const credential& cred,
+    smtpwire::openssl::tls_version max = smtpwire::openssl::tls_version::tls1_3) {
+  smtpwire::openssl::server_tls_options o;
+  o.cert_file = cred.cert_file;
+  o.key_file = cred.key_file;
+  o.max_version = max;
+  return o;
+}
+
+/// Client options verifying as `mode` against the throwaway CA (the
+/// system's store when `trust_test_ca` is false), TLS up to `max`.
+inline smtpwire::openssl::client_tls_options client_opts(
+    smtpwire::openssl::tls_version max = smtpwire::openssl::tls_version::tls1_3,
+    smtpwire::openssl::verify_mode mode = smtpwire::openssl::verify_mode::required,
+    bool trust_test_ca = true) {
+  smtpwire::openssl::client_tls_options o;
+  o.verify = mode;
+  if (trust_test_ca) o.ca_file = get().ca_file;
+  o.max_version = max;
+  return o;
 }
 
 }  // namespace smtpwire_test::pki
